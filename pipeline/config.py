@@ -1,0 +1,366 @@
+"""``params.yaml`` → frozen, typed, validated dataclasses, one per section.
+
+Every stage receives only the sections it reads (``load(path, sections=...)``). Loading refuses
+unknown keys (listing the valid ones), wrong types and out-of-range values with one line that
+names the key path, what was given and what is allowed (:class:`pipeline.errors.InputError`).
+
+Spelling rules (PyYAML and DVC's parser disagree otherwise): floats as ``1.0e-3``, booleans as
+``true``/``false``. A string where a number is expected (PyYAML reads ``1e-3`` as a string) is
+refused with a hint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import InputError
+
+ALGORITHMS = (
+    "backprop-float",
+    "backprop",
+    "progressive",
+    "progressive-held",
+    "progressive-float",
+    "progressive-held-float",
+    "manhattan",
+)
+FAMILIES = ("constant", "linear", "soft-bounds", "power", "table")
+ACTIVATIONS = ("sigmoid", "tanh", "relu", "hard-sigmoid", "identity", "softmax")
+
+
+def _f(default, *, lo=None, hi=None, lo_open=False, hi_open=False, choices=None, doc=""):
+    """A field with a range or a choice list, checked at load."""
+    meta = {"lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open, "choices": choices, "doc": doc}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+# --------------------------------------------------------------------------------------- sections
+
+
+@dataclass(frozen=True)
+class Base:
+    seed: int = _f(0, lo=0, doc="master seed; every stream is spawned from it")
+    profile: str = _f("default", choices=("default", "paper"), doc="size profile for sweeps")
+
+
+@dataclass(frozen=True)
+class Synth:
+    """Synthetic characterization data (used when ``characterization.source: synth``)."""
+
+    device: str = _f("data/devices/ecram-softbounds.yaml", doc="device.yaml to synthesise from")
+    devices: int = _f(9, lo=1)
+    cycles: int = _f(5, lo=1)
+    pulses: int = _f(100, lo=2)
+    seed: int = _f(0, lo=0)
+
+
+@dataclass(frozen=True)
+class Characterization:
+    source: str = _f("data/enode/multi", doc="table file, dataset, look-up-table folder, or 'synth'")
+    synth: Synth = field(default_factory=Synth)
+
+
+@dataclass(frozen=True)
+class Device:
+    family: str = _f("auto", choices=("auto",) + FAMILIES[:-1], doc="family to fit, or auto (lowest BIC)")
+    keep_table: bool = _f(True, doc="a look-up-table input is also kept as a 'table' model")
+    use: str = _f("fit", choices=("fit", "table"), doc="which model the arrays use: fitted family or the measured tables")
+    bootstrap: int = _f(0, lo=0, doc="bootstrap resamples for parameter uncertainty (0: covariance only)")
+
+
+@dataclass(frozen=True)
+class Array:
+    mapping: str = _f("differential", choices=("differential", "reference"))
+    w_max: float = _f(1.0, lo=0.0, lo_open=True, doc="weight of a full conductance range: G_scale = mean(G_max-G_min)/w_max")
+    g_ref: float = _f(0.5, lo=0.0, hi=1.0, doc="reference conductance as a fraction of the mean range (reference mapping)")
+    policy: str = _f("alternate", choices=("potentiate", "depress", "alternate"), doc="differential: how a positive update is written")
+    init_center: float = _f(0.5, lo=0.0, hi=1.0, doc="initial normalised conductance")
+    init_spread: float = _f(0.1, lo=0.0, hi=0.5, doc="std of the initial normalised conductance")
+    d2d: bool = _f(True, doc="draw per-device parameters from the fitted population")
+    d2d_dist: str = _f("truncnormal", choices=("truncnormal", "lognormal"))
+    stuck_fraction: float = _f(0.0, lo=0.0, hi=1.0)
+    stuck_high: float = _f(0.5, lo=0.0, hi=1.0, doc="share of stuck devices stuck at G_max")
+    read_noise: float = _f(0.0, lo=0.0, doc="std of a read, relative to the weight range of one device")
+    adc_bits: int = _f(0, lo=0, hi=24, doc="0: no ADC; else quantise every read to this many bits")
+    adc_range: float = _f(0.0, lo=0.0, doc="ADC full scale (weight units x input); 0: auto")
+    out_clip: float = _f(0.0, lo=0.0, doc="clip every read output to +-out_clip (0: off)")
+    drift_tau: float = _f(0.0, lo=0.0, doc="retention time constant in samples (0: no drift)")
+    drift_rest: float = _f(0.5, lo=0.0, hi=1.0, doc="normalised rest conductance of the drift")
+    encoding: str = _f("nearest", choices=("nearest", "stochastic", "floor", "sign"))
+    n_max: int = _f(31, lo=1, doc="pulse cap per device per update")
+    threshold: float = _f(0.5, lo=0.0, doc="sign encoding: pulse when |dW| > threshold x nominal step")
+
+
+@dataclass(frozen=True)
+class Network:
+    hidden: list[int] = _f([8], doc="hidden layer widths (empty: single layer)")
+    activation: str = _f("sigmoid", choices=ACTIVATIONS[:-2])
+    output: str = _f("sigmoid", choices=("sigmoid", "tanh", "identity", "softmax"))
+    loss: str = _f("mse", choices=("mse", "ce"))
+    derivative: str = _f("exact", choices=("exact", "hardware"), doc="hardware: a piecewise-constant approximation of f'")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str = _f("iris", doc="iris | optdigits | xor | a path to CSV/NPZ (features..., label)")
+    test_fraction: float = _f(0.3, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+    split_seed: int = _f(0, lo=0)
+    scale: str = _f("minmax", choices=("minmax", "standard", "none"))
+    max_train: int = _f(0, lo=0, doc="0: all; else use at most this many training samples")
+    max_test: int = _f(0, lo=0)
+
+
+@dataclass(frozen=True)
+class Train:
+    algorithms: list[str] = _f(["progressive", "backprop-float"], choices=ALGORITHMS)
+    seeds: list[int] = _f([0], lo=0)
+    epochs: int = _f(30, lo=1)
+    lr: list[float] = _f([0.1], lo=0.0, lo_open=True, doc="one rate, or one per layer (output layer last)")
+    e_pulse_J: float = _f(1.0e-12, lo=0.0, doc="energy of one write pulse")
+    e_read_J: float = _f(1.0e-15, lo=0.0, doc="energy of one device read (one multiply-accumulate)")
+    parallel_min: int = _f(16384, lo=1, doc="use threads for arrays with at least this many devices")
+
+
+@dataclass(frozen=True)
+class Record:
+    every: int = _f(10, lo=1, doc="conductance snapshot every this many samples")
+    probes: int = _f(32, lo=0, doc="probe samples for the in-situ vs ideal error parity")
+
+
+@dataclass(frozen=True)
+class Evaluate:
+    allow_incomplete: bool = _f(False, doc="evaluate sweeps with missing regions")
+
+
+@dataclass(frozen=True)
+class Figures:
+    dpi: int = _f(150, lo=50, hi=600)
+    formats: list[str] = _f(["png", "pdf"], choices=("png", "pdf", "svg"))
+    trajectories: int = _f(0, lo=0, doc="devices drawn per layer in trajectory panels (0: all)")
+
+
+@dataclass(frozen=True)
+class Params:
+    base: Base = field(default_factory=Base)
+    characterization: Characterization = field(default_factory=Characterization)
+    device: Device = field(default_factory=Device)
+    array: Array = field(default_factory=Array)
+    network: Network = field(default_factory=Network)
+    dataset: Dataset = field(default_factory=Dataset)
+    train: Train = field(default_factory=Train)
+    record: Record = field(default_factory=Record)
+    evaluate: Evaluate = field(default_factory=Evaluate)
+    figures: Figures = field(default_factory=Figures)
+    sweeps: dict = field(default_factory=dict)  # validated by pipeline.sweep
+
+
+SECTIONS = tuple(f.name for f in fields(Params))
+
+# ------------------------------------------------------------------------------------ validation
+
+
+def _type_name(tp) -> str:
+    if tp is float:
+        return "a number"
+    if tp is int:
+        return "an integer"
+    if tp is bool:
+        return "true or false"
+    if tp is str:
+        return "a string"
+    if typing.get_origin(tp) is list:
+        return f"a list of {_type_name(typing.get_args(tp)[0]).removeprefix('a ').removeprefix('an ')}s"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _show(value) -> str:
+    s = repr(value)
+    return s if len(s) <= 60 else s[:57] + "..."
+
+
+def _check_scalar(value, tp, meta, where: str):
+    hint = ""
+    if isinstance(value, str) and tp in (float, int):
+        try:
+            float(value)
+            hint = " (write floats as 1.0e-3, not 1e-3)"
+        except ValueError:
+            pass
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise InputError(where, f"got {_show(value)}, expected true or false")
+    elif tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            else:
+                raise InputError(where, f"got {_show(value)}, expected an integer{hint}")
+    elif tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InputError(where, f"got {_show(value)}, expected a number{hint}")
+        value = float(value)
+        if not math.isfinite(value):
+            raise InputError(where, f"got {_show(value)}, expected a finite number")
+    elif tp is str:
+        if not isinstance(value, str):
+            raise InputError(where, f"got {_show(value)}, expected a string")
+    choices = meta.get("choices")
+    if choices is not None and value not in choices:
+        raise InputError(where, f"got {_show(value)}, expected one of {', '.join(map(str, choices))}")
+    lo, hi = meta.get("lo"), meta.get("hi")
+    if lo is not None and (value < lo or (meta.get("lo_open") and value == lo)):
+        rel = ">" if meta.get("lo_open") else ">="
+        raise InputError(where, f"got {_show(value)}, expected a value {rel} {lo}")
+    if hi is not None and (value > hi or (meta.get("hi_open") and value == hi)):
+        rel = "<" if meta.get("hi_open") else "<="
+        raise InputError(where, f"got {_show(value)}, expected a value {rel} {hi}")
+    return value
+
+
+def build(cls, raw, where: str):
+    """Build dataclass ``cls`` from mapping ``raw`` (None → defaults), validating every key."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise InputError(where, f"got {_show(raw)}, expected a mapping of keys")
+    valid = {f.name: f for f in fields(cls)}
+    for key in raw:
+        if key not in valid:
+            raise InputError(f"{where}.{key}" if where else str(key),
+                             f"unknown key; valid keys: {', '.join(valid)}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for name, f in valid.items():
+        if name not in raw:
+            continue
+        kwargs[name] = _convert(raw[name], hints[name], f.metadata, f"{where}.{name}" if where else name)
+    return cls(**kwargs)
+
+
+def _convert(value, tp, meta, where):
+    if dataclasses.is_dataclass(tp):
+        return build(tp, value, where)
+    if tp is dict:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise InputError(where, f"got {_show(value)}, expected a mapping")
+        return value
+    if typing.get_origin(tp) is list:
+        (inner,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            value = [value] if isinstance(value, (int, float, str)) and not isinstance(value, bool) else value
+            if not isinstance(value, list):
+                raise InputError(where, f"got {_show(value)}, expected {_type_name(tp)}")
+        return [_check_scalar(v, inner, meta, f"{where}[{i}]") for i, v in enumerate(value)]
+    return _check_scalar(value, tp, meta, where)
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(str(path), "file not found")
+    if path.is_dir():
+        raise InputError(str(path), "is a folder, expected a YAML file")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        raise InputError(f"{path}{line}", f"not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise InputError(str(path), "expected a mapping of sections at the top level")
+    return raw
+
+
+def parse_override(text: str):
+    """``key.path=value`` → (["key", "path"], value parsed as YAML)."""
+    if "=" not in text:
+        raise InputError("--set", f"got {text!r}, expected key.path=value")
+    key, _, val = text.partition("=")
+    try:
+        value = yaml.safe_load(val) if val.strip() else ""
+    except yaml.YAMLError:
+        value = val
+    return key.strip().split("."), value
+
+
+def apply_overrides(raw: dict, overrides: list[str] | None) -> dict:
+    import copy
+
+    raw = copy.deepcopy(raw)
+    for text in overrides or []:
+        keys, value = parse_override(text)
+        node = raw
+        for k in keys[:-1]:
+            if not isinstance(node.get(k, {}), dict):
+                raise InputError(f"--set {text}", f"'{k}' is not a section")
+            node = node.setdefault(k, {})
+        node[keys[-1]] = value
+    return raw
+
+
+def load(path: str | Path = "params.yaml", sections: tuple[str, ...] | None = None,
+         overrides: list[str] | None = None) -> Params:
+    """Load and validate ``params.yaml``. With ``sections``, other sections are not read (they
+    keep their defaults), so a stage depends only on what it declares in ``dvc.yaml``."""
+    raw = apply_overrides(read_yaml(path), overrides)
+    for key in raw:
+        if key not in SECTIONS:
+            raise InputError(f"{path}: {key}", f"unknown section; valid sections: {', '.join(SECTIONS)}")
+    if sections is not None:
+        for s in sections:
+            if s not in SECTIONS:
+                raise ValueError(f"unknown section {s!r}")
+        raw = {k: v for k, v in raw.items() if k in sections}
+    return _build_top(raw, path)
+
+
+def _build_top(raw: dict, path) -> Params:
+    try:
+        return build(Params, raw, "")
+    except InputError as exc:
+        raise InputError(f"{path}: {exc.where}", exc.problem) from None
+
+
+def to_dict(obj) -> Any:
+    """Dataclass → plain dict (for attrs and YAML)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+def with_changes(obj, changes: dict):
+    """A copy of a frozen params tree with ``{"section.key": value}`` changes applied, validated."""
+    raw = to_dict(obj)
+    for dotted, value in changes.items():
+        node = raw
+        keys = dotted.split(".")
+        for k in keys[:-1]:
+            node = node[k]
+        node[keys[-1]] = value
+    return build(type(obj), raw, "")
+
+
+def layer_lrs(train: Train, n_layers: int) -> list[float]:
+    if len(train.lr) == 1:
+        return list(train.lr) * n_layers
+    if len(train.lr) != n_layers:
+        raise InputError("train.lr", f"got {len(train.lr)} rates for {n_layers} layers, expected 1 or {n_layers}")
+    return list(train.lr)
+

@@ -1,0 +1,1 @@
+"""Crossbar arrays: counter-based RNG, numba kernels (reads, pulse updates), array instantiation."""

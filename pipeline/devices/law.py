@@ -1,0 +1,162 @@
+"""The pulse law of one EC-RAM cross-point (DESIGN §1.3): the single definition shared by the
+synthesiser, the fit (mean response) and the array kernels.
+
+Normalised state ``x = (G - G_min) / (G_max - G_min)``. One potentiation pulse changes G by
+``+dg_up · s_up(x) · max(0, 1 + c2c·ξ)``, one depression pulse by ``-dg_down · s_down(x) · max(0,
+1 + c2c·ξ)`` with ξ ~ N(0, 1) fresh for every pulse, then ``G`` is clipped to ``[G_min, G_max]``.
+The noise factor is floored at 0 so a pulse never moves G against its polarity (at c2c = 0.3 the
+floor acts with probability 4e-4).
+
+=============  ========================  ==============================  =====================
+family         s_up(x)                   s_down(x)                       aihwkit name
+=============  ========================  ==============================  =====================
+constant       1                         1                               ConstantStepDevice
+linear         1 - gamma_up·x            1 - gamma_down·(1 - x)          LinearStepDevice
+soft-bounds    1 - x                     x                               SoftBoundsDevice
+power          (1 - x)^gamma_up          x^gamma_down                    PowStepDevice
+table          measured inverse CDF of ΔG in the bin of the present G (CrossSim look-up table)
+=============  ========================  ==============================  =====================
+
+The ``linear`` factors are floored at 0 (a step never reverses sign). For ``table`` the step is
+drawn from the measured distribution itself (c2c is part of the table and the parameter is
+ignored): bin k = the bin whose centre is nearest to G (edge bins outside the range), u ~ U(0,1),
+ΔG = linear interpolation of ``dG[:, k]`` at u along the CDF points ``p``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ..crossbar.rng import normal, uniform
+
+CONSTANT, LINEAR, SOFT_BOUNDS, POWER, TABLE = 0, 1, 2, 3, 4
+FAMILY_CODES = {"constant": CONSTANT, "linear": LINEAR, "soft-bounds": SOFT_BOUNDS, "power": POWER, "table": TABLE}
+FAMILY_NAMES = {v: k for k, v in FAMILY_CODES.items()}
+
+
+@njit(cache=True, inline="always")
+def shape_up(family, x, gamma_up):
+    """s_up(x) of the parametric families (x is clipped to [0, 1])."""
+    x = min(max(x, 0.0), 1.0)
+    if family == CONSTANT:
+        return 1.0
+    if family == LINEAR:
+        return max(1.0 - gamma_up * x, 0.0)
+    if family == SOFT_BOUNDS:
+        return 1.0 - x
+    return (1.0 - x) ** gamma_up  # POWER
+
+
+@njit(cache=True, inline="always")
+def shape_down(family, x, gamma_down):
+    """s_down(x) of the parametric families (x is clipped to [0, 1])."""
+    x = min(max(x, 0.0), 1.0)
+    if family == CONSTANT:
+        return 1.0
+    if family == LINEAR:
+        return max(1.0 - gamma_down * (1.0 - x), 0.0)
+    if family == SOFT_BOUNDS:
+        return x
+    return x ** gamma_down  # POWER
+
+
+@njit(cache=True, inline="always")
+def mean_step(family, polarity, g, g_min, g_max, dg_up, dg_down, gamma_up, gamma_down):
+    """Expected signed ΔG of one noise-free pulse of ``polarity`` (+1 / -1) at conductance g."""
+    x = (g - g_min) / (g_max - g_min)
+    if polarity > 0:
+        return dg_up * shape_up(family, x, gamma_up)
+    return -dg_down * shape_down(family, x, gamma_down)
+
+
+@njit(cache=True, inline="always")
+def table_step(g, polarity, t, tab_g, tab_nb, tab_p, tab_np, tab_up, tab_down, u):
+    """ΔG of one pulse drawn from look-up table ``t`` at conductance g with uniform u."""
+    nb = tab_nb[t]
+    # nearest bin centre (bins are increasing)
+    lo, hi = 0, nb - 1
+    if g <= tab_g[t, 0]:
+        k = 0
+    elif g >= tab_g[t, hi]:
+        k = hi
+    else:
+        while hi - lo > 1:
+            mid = (lo + hi) >> 1
+            if tab_g[t, mid] <= g:
+                lo = mid
+            else:
+                hi = mid
+        k = lo if (g - tab_g[t, lo]) <= (tab_g[t, hi] - g) else hi
+    m = tab_np[t]
+    # interpolate along the CDF points p (increasing, p[0]=0, p[m-1]=1)
+    a, b = 0, m - 1
+    if u <= tab_p[t, 0]:
+        b = 0
+    elif u >= tab_p[t, b]:
+        a = b
+    else:
+        while b - a > 1:
+            mid = (a + b) >> 1
+            if tab_p[t, mid] <= u:
+                a = mid
+            else:
+                b = mid
+    if polarity > 0:
+        d0 = tab_up[t, a, k]
+        d1 = tab_up[t, b, k]
+    else:
+        d0 = tab_down[t, a, k]
+        d1 = tab_down[t, b, k]
+    if a == b:
+        return d0
+    w = (u - tab_p[t, a]) / (tab_p[t, b] - tab_p[t, a])
+    return d0 + w * (d1 - d0)
+
+
+@njit(cache=True)
+def apply_pulses(g, n, polarity, family, g_min, g_max, dg_up, dg_down, gamma_up, gamma_down, c2c,
+                 key, t, tab_g, tab_nb, tab_p, tab_np, tab_up, tab_down):
+    """Apply ``n`` pulses of ``polarity`` one at a time; pulse k draws its noise from ``(key, k)``.
+    Returns the new conductance (always within [g_min, g_max])."""
+    for k in range(n):
+        if family == TABLE:
+            dg = table_step(g, polarity, t, tab_g, tab_nb, tab_p, tab_np, tab_up, tab_down, uniform(key, k))
+        else:
+            x = (g - g_min) / (g_max - g_min)
+            if polarity > 0:
+                m = dg_up * shape_up(family, x, gamma_up)
+            else:
+                m = -dg_down * shape_down(family, x, gamma_down)
+            if c2c > 0.0:
+                f = 1.0 + c2c * normal(key, k)
+                m = m * (f if f > 0.0 else 0.0)
+            dg = m
+        g = g + dg
+        if g < g_min:
+            g = g_min
+        elif g > g_max:
+            g = g_max
+    return g
+
+
+def empty_tables():
+    """Table arguments for devices that use no look-up table (parametric families)."""
+    return (np.zeros((1, 1)), np.ones(1, np.int64), np.array([[0.0, 1.0]]), np.full(1, 2, np.int64),
+            np.zeros((1, 2, 1)), np.zeros((1, 2, 1)))
+
+
+def mean_step_np(family: int, polarity: int, g, g_min, g_max, dg_up, dg_down, gamma_up=0.0, gamma_down=0.0):
+    """Vectorised NumPy form of :func:`mean_step` (used by the fit's least squares)."""
+    x = np.clip((np.asarray(g, float) - g_min) / (g_max - g_min), 0.0, 1.0)
+    if family == CONSTANT:
+        s = np.ones_like(x)
+    elif family == LINEAR:
+        s = np.maximum(1.0 - gamma_up * x, 0.0) if polarity > 0 else np.maximum(1.0 - gamma_down * (1.0 - x), 0.0)
+    elif family == SOFT_BOUNDS:
+        s = 1.0 - x if polarity > 0 else x
+    elif family == POWER:
+        s = (1.0 - x) ** gamma_up if polarity > 0 else x ** gamma_down
+    else:
+        raise ValueError(f"mean_step_np: family code {family} has no closed form")
+    return dg_up * s if polarity > 0 else -dg_down * s

@@ -1,0 +1,70 @@
+"""Atomic outputs: write into a temporary sibling, rename into place at the end (DESIGN §2.6).
+
+An interrupted or failed command leaves every earlier output intact and no half-written output
+in place; the temporary sibling (``.<name>.tmp``) is removed on failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from pathlib import Path
+
+from .errors import InputError
+
+
+def tmp_sibling(path: Path) -> Path:
+    path = Path(path)
+    return path.with_name(f".{path.name}.tmp")
+
+
+def remove(path: Path) -> None:
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def check_output_path(path: Path, *, want_dir: bool, where: str = "--out") -> Path:
+    """Refuse an output path whose parent is a file, or that is a file where a folder is wanted."""
+    path = Path(path)
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise InputError(f"{where} {path}", f"'{parent}' is a file, expected a folder")
+    if want_dir and path.exists() and not path.is_dir():
+        raise InputError(f"{where} {path}", "is a file, expected a folder (or a path that does not exist)")
+    if not want_dir and path.is_dir():
+        raise InputError(f"{where} {path}", "is a folder, expected a file path")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path, *, is_dir: bool = True, keep_tmp_on_error: bool = False):
+    """Yield a temporary sibling of ``path``; on success replace ``path`` with it."""
+    path = Path(path)
+    check_output_path(path, want_dir=is_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = tmp_sibling(path)
+    if not keep_tmp_on_error:
+        remove(tmp)
+    if is_dir:
+        tmp.mkdir(parents=True, exist_ok=True)
+    try:
+        yield tmp
+    except BaseException:
+        if not keep_tmp_on_error:
+            remove(tmp)
+        raise
+    old = path.with_name(f".{path.name}.old")
+    remove(old)
+    if path.exists():
+        os.replace(path, old)
+    os.replace(tmp, path)
+    remove(old)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    with atomic_path(path, is_dir=False) as tmp:
+        Path(tmp).write_text(text)
