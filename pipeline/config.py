@@ -90,8 +90,9 @@ class Array:
     stuck_fraction: float = _f(0.0, lo=0.0, hi=1.0)
     stuck_high: float = _f(0.5, lo=0.0, hi=1.0, doc="share of stuck devices stuck at G_max")
     read_noise: float = _f(0.0, lo=0.0, doc="std of a read, relative to the weight range of one device")
-    adc_bits: int = _f(0, lo=0, hi=24, doc="0: no ADC; else quantise every read to this many bits")
-    adc_range: float = _f(0.0, lo=0.0, doc="ADC full scale (weight units x input); 0: auto")
+    adc: bool = _f(False, doc="quantise every read with an ADC")
+    adc_bits: int = _f(8, lo=1, hi=24, doc="ADC resolution (with adc: true)")
+    adc_range: float = _f(4.0, lo=0.0, lo_open=True, doc="ADC full scale +-adc_range (weight x input units)")
     out_clip: float = _f(0.0, lo=0.0, doc="clip every read output to +-out_clip (0: off)")
     drift_tau: float = _f(0.0, lo=0.0, doc="retention time constant in samples (0: no drift)")
     drift_rest: float = _f(0.5, lo=0.0, hi=1.0, doc="normalised rest conductance of the drift")
@@ -102,7 +103,7 @@ class Array:
 
 @dataclass(frozen=True)
 class Network:
-    hidden: list[int] = _f([8], doc="hidden layer widths (empty: single layer)")
+    hidden: list[int] = _f([8], lo=1, doc="hidden layer widths (empty: single layer)")
     activation: str = _f("sigmoid", choices=ACTIVATIONS[:-2])
     output: str = _f("sigmoid", choices=("sigmoid", "tanh", "identity", "softmax"))
     loss: str = _f("mse", choices=("mse", "ce"))

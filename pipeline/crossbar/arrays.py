@@ -1,0 +1,301 @@
+"""Array instantiation (DESIGN §1.3–1.4, §2.3): the crossbars of a network, drawn once and stored.
+
+Per-device parameters are drawn from the fitted population of ``device.yaml`` with NumPy
+generators spawned from ``SeedSequence(base.seed)`` (truncated normal or log-normal per
+parameter, correlations kept where the fit gives them); stuck devices; initial conductances
+(mid-range with spread). The draw is stored data (``arrays.zarr``), never recomputed.
+
+``Network`` bundles what the kernels need: :class:`~pipeline.crossbar.kernels.Devices`,
+:class:`~pipeline.crossbar.kernels.Physics` and the initial conductances.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..devices import law, spec as dspec
+from ..errors import InputError
+from . import kernels as K
+
+PARAM_NAMES = ("g_min", "g_max", "dg_up", "dg_down", "gamma_up", "gamma_down")
+SPEC_NAMES = {"g_min": "g_min_S", "g_max": "g_max_S", "dg_up": "dg_up_S", "dg_down": "dg_down_S",
+              "gamma_up": "gamma_up", "gamma_down": "gamma_down"}
+UNITS = {"g_min": "S", "g_max": "S", "dg_up": "S", "dg_down": "S", "gamma_up": "1", "gamma_down": "1"}
+
+
+@dataclass
+class Network:
+    """Everything the kernels need about the hardware of one network."""
+
+    dev: K.Devices
+    ph: K.Physics
+    g0: np.ndarray  # (P, N) initial conductances
+    sizes: list[int]  # layer widths, input first
+    attrs: dict  # mapping, scales, family, source: stored with the arrays
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.sizes) - 1
+
+    def weights0(self) -> np.ndarray:
+        """Initial weights read back from the devices, flat (N,)."""
+        return initial_weights(self.g0, self.ph)
+
+
+def initial_weights(g: np.ndarray, ph: K.Physics) -> np.ndarray:
+    if ph.mapping == K.MAP_DIFFERENTIAL:
+        return np.ascontiguousarray((g[0] - g[1]) / ph.g_scale)
+    return np.ascontiguousarray((g[0] - ph.g_ref) / ph.g_scale)
+
+
+def geometry(sizes: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rows = np.asarray(sizes[1:], np.int64)
+    cols = np.asarray([s + 1 for s in sizes[:-1]], np.int64)
+    off = np.zeros(len(rows) + 1, np.int64)
+    off[1:] = np.cumsum(rows * cols)
+    return off, rows, cols
+
+
+def _draw_population(spec: dspec.DeviceSpec, n: int, rng: np.random.Generator, dist: str, d2d: bool) -> dict:
+    """Draw ``n`` devices' parameters: truncated normal (resampled until positive and g_max >
+    g_min) or log-normal with the population's mean and std, correlated where given."""
+    names = [nm for nm in PARAM_NAMES if SPEC_NAMES[nm] in spec.population]
+    means = np.array([spec.population[SPEC_NAMES[nm]].mean for nm in names])
+    stds = np.array([spec.population[SPEC_NAMES[nm]].std for nm in names]) if d2d else np.zeros(len(names))
+    corr = np.eye(len(names))
+    if spec.correlations and d2d:
+        cn = spec.correlations["names"]
+        cm = np.asarray(spec.correlations["matrix"], float)
+        for a, na in enumerate(names):
+            for b, nb in enumerate(names):
+                if SPEC_NAMES[na] in cn and SPEC_NAMES[nb] in cn:
+                    corr[a, b] = cm[cn.index(SPEC_NAMES[na]), cn.index(SPEC_NAMES[nb])]
+    w, v = np.linalg.eigh((corr + corr.T) / 2)
+    chol = v * np.sqrt(np.clip(w, 0, None))  # valid square root even if the estimate is not PD
+    out = np.empty((len(names), n))
+    todo = np.arange(n)
+    for _ in range(100):
+        z = chol @ rng.standard_normal((len(names), len(todo)))
+        if dist == "lognormal":
+            with np.errstate(divide="ignore", invalid="ignore"):
+                s2 = np.log1p((stds / np.where(means > 0, means, 1.0)) ** 2)
+            vals = np.where(means[:, None] > 0, means[:, None] * np.exp(np.sqrt(s2)[:, None] * z - s2[:, None] / 2),
+                            means[:, None] + stds[:, None] * z)
+        else:
+            vals = means[:, None] + stds[:, None] * z
+        out[:, todo] = vals
+        ok = np.all(out[:, todo] >= 0, axis=0)
+        gi, ga = names.index("g_min"), names.index("g_max")
+        ok &= out[ga, todo] > out[gi, todo]
+        for nm in ("dg_up", "dg_down"):
+            ok &= out[names.index(nm), todo] > 0
+        todo = todo[~ok]
+        if todo.size == 0:
+            break
+    if todo.size:
+        raise InputError("device.yaml population", "device-to-device spread too wide: cannot draw valid devices (g_max > g_min > 0, steps > 0)")
+    res = {nm: out[k] for k, nm in enumerate(names)}
+    for nm in ("gamma_up", "gamma_down"):
+        res.setdefault(nm, np.zeros(n))
+    return res
+
+
+def nominal_steps(spec: dspec.DeviceSpec, tables) -> tuple[float, float]:
+    """Mean |ΔG| of one potentiation and one depression pulse at mid-range (population means)."""
+    if spec.model == "table":
+        tab_g, tab_nb, tab_p, tab_np, tab_up, tab_down = tables
+        ups, dns = [], []
+        for t in range(len(tab_nb)):
+            nb, m = tab_nb[t], tab_np[t]
+            k = int(nb // 2)
+            p = tab_p[t, :m]
+            ups.append(np.trapezoid(tab_up[t, :m, k], p))
+            dns.append(-np.trapezoid(tab_down[t, :m, k], p))
+        return float(np.mean(ups)), float(np.mean(dns))
+    code = law.FAMILY_CODES[spec.model]
+    gmin, gmax = spec.mean("g_min_S"), spec.mean("g_max_S")
+    mid = 0.5 * (gmin + gmax)
+    args = (gmin, gmax, spec.mean("dg_up_S"), spec.mean("dg_down_S"), spec.mean("gamma_up"), spec.mean("gamma_down"))
+    up = float(law.mean_step_np(code, 1, mid, *args))
+    dn = float(-law.mean_step_np(code, -1, mid, *args))
+    if up <= 0 or dn <= 0:
+        raise InputError("device.yaml", f"the {spec.model} law gives no mean step at mid-range (up {up:.3g} S, down {dn:.3g} S)")
+    return up, dn
+
+
+def load_tables(spec: dspec.DeviceSpec):
+    """Stacked look-up tables of a ``table`` device (bins padded with the last bin)."""
+    from ..devices import readers
+
+    src = Path(spec.table["source"])
+    luts = readers.read_lut(src)
+    B = max(len(t.g_bins) for t in luts)
+    M = max(len(t.p) for t in luts)
+    T = len(luts)
+    tab_g = np.zeros((T, B))
+    tab_p = np.zeros((T, M))
+    tab_up = np.zeros((T, M, B))
+    tab_down = np.zeros((T, M, B))
+    tab_nb = np.zeros(T, np.int64)
+    tab_np = np.zeros(T, np.int64)
+    for t, lut in enumerate(luts):
+        b, m = len(lut.g_bins), len(lut.p)
+        tab_g[t, :b], tab_p[t, :m] = lut.g_bins, lut.p
+        tab_up[t, :m, :b], tab_down[t, :m, :b] = lut.up, lut.down
+        tab_nb[t], tab_np[t] = b, m
+    return tab_g, tab_nb, tab_p, tab_np, tab_up, tab_down
+
+
+def build(p, spec: dspec.DeviceSpec, sizes: list[int]) -> Network:
+    """Draw a network's arrays from the device population and the ``array``/``base`` params."""
+    a = p.array
+    off, rows, cols = geometry(sizes)
+    N = int(off[-1])
+    P = 2 if a.mapping == "differential" else 1
+    ss = np.random.SeedSequence([p.base.seed, 0xA55A])
+    rng_par, rng_stuck, rng_init = (np.random.default_rng(s) for s in ss.spawn(3))
+    use_table = spec.model == "table" or (p.device.use == "table" and spec.table is not None)
+    if use_table:
+        tables = load_tables(spec)
+        T = len(tables[1])
+        table_idx = rng_par.integers(0, T, size=(P, N)).astype(np.int64)
+        nb = tables[1]
+        gmin = np.array([tables[0][t, 0] for t in range(T)])[table_idx]
+        gmax = np.array([tables[0][t, nb[t] - 1] for t in range(T)])[table_idx]
+        pars = {"g_min": gmin, "g_max": gmax}
+        for nm in ("dg_up", "dg_down", "gamma_up", "gamma_down"):
+            pars[nm] = np.zeros((P, N))
+        family = law.TABLE
+        table_spec = dspec.DeviceSpec(model="table", population=spec.population, table=spec.table)
+        up, dn = nominal_steps(table_spec, tables)
+    else:
+        tables = law.empty_tables()
+        table_idx = np.zeros((P, N), np.int64)
+        drawn = _draw_population(spec, P * N, rng_par, a.d2d_dist, a.d2d)
+        pars = {nm: drawn[nm].reshape(P, N) for nm in PARAM_NAMES}
+        family = law.FAMILY_CODES[spec.model]
+        up, dn = nominal_steps(spec, tables)
+    mean_range = float(np.mean(pars["g_max"] - pars["g_min"]))
+    g_scale = mean_range / a.w_max
+    g_ref = float(np.mean(pars["g_min"])) + a.g_ref * mean_range
+    if a.mapping == "reference" and not (pars["g_min"].max() <= g_ref <= pars["g_max"].min()):
+        lo, hi = float(pars["g_min"].max()), float(pars["g_max"].min())
+        if not lo < g_ref < hi:
+            raise InputError("array.g_ref", f"reference conductance {g_ref:.4g} S lies outside the range every device covers ({lo:.4g}..{hi:.4g} S)")
+    stuck = np.zeros((P, N), np.uint8)
+    x0 = np.clip(rng_init.normal(a.init_center, a.init_spread, size=(P, N)), 0.0, 1.0)
+    g0 = pars["g_min"] + x0 * (pars["g_max"] - pars["g_min"])
+    if a.stuck_fraction > 0:
+        m = rng_stuck.random((P, N)) < a.stuck_fraction
+        high = rng_stuck.random((P, N)) < a.stuck_high
+        stuck[m] = 1
+        g0 = np.where(m & high, pars["g_max"], np.where(m, pars["g_min"], g0))
+    c = np.ascontiguousarray
+    dev = K.Devices(*(c(pars[nm], np.float64) for nm in PARAM_NAMES), c(stuck), c(table_idx),
+                    *(c(t) for t in tables), off, rows, cols)
+    ph = physics(p, family=family, mapping=a.mapping, g_scale=g_scale, g_ref=g_ref,
+                 c2c=0.0 if use_table else spec.c2c_std, dw_pot=up / g_scale, dw_dep=dn / g_scale)
+    attrs = {"model": "table" if use_table else spec.model, "source": spec.source, "mapping": a.mapping,
+             "g_scale_S": g_scale, "g_ref_S": g_ref, "dg_nominal_up_S": up, "dg_nominal_down_S": dn,
+             "c2c_std": ph.c2c, "sizes": list(map(int, sizes)), "seed": int(p.base.seed)}
+    return Network(dev, ph, c(g0, np.float64), list(sizes), attrs)
+
+
+def physics(p, *, family, mapping, g_scale, g_ref, c2c, dw_pot, dw_dep) -> K.Physics:
+    a = p.array
+    return K.Physics(
+        family=int(family), mapping=K.MAPPINGS[mapping] if isinstance(mapping, str) else int(mapping),
+        g_scale=float(g_scale), g_ref=float(g_ref), c2c=float(c2c), read_noise=float(a.read_noise),
+        w_max=float(a.w_max), adc_bits=int(a.adc_bits) if a.adc else 0, adc_range=float(a.adc_range),
+        out_clip=float(a.out_clip), drift=float(np.exp(-1.0 / a.drift_tau)) if a.drift_tau > 0 else 1.0,
+        drift_rest=float(a.drift_rest), encoding=K.ENCODINGS[a.encoding], n_max=int(a.n_max),
+        threshold=float(a.threshold), policy=K.POLICIES[a.policy], dw_pot=float(dw_pot), dw_dep=float(dw_dep),
+        parallel_min=int(p.train.parallel_min))
+
+
+# ------------------------------------------------------------------------------------ storage
+
+
+def save(net: Network, path: Path, array_params: dict) -> None:
+    from .. import store
+
+    s = store.Store.create(path, attrs={**net.attrs, "array_params": array_params,
+                                        "physics": net.ph._asdict()})
+    dev = net.dev
+    P = net.g0.shape[0]
+    pair = ["plus", "minus"] if P == 2 else ["device"]
+    s.array("pair", ("pair",), (P,), dtype="i8", data=np.arange(P),
+            attrs={"units": "1", "labels": pair, "description": "0: G+ (or the single device), 1: G-"})
+    for l in range(net.n_layers):
+        r, cc, o = int(dev.rows[l]), int(dev.cols[l]), int(dev.off[l])
+        dims = ("pair", f"row_{l}", f"col_{l}")
+        sl = slice(o, o + r * cc)
+        s.array(f"G_{l}", dims, (P, r, cc), attrs={"units": "S", "long_name": f"initial conductance, layer {l}"},
+                data=net.g0[:, sl].reshape(P, r, cc))
+        for nm in PARAM_NAMES:
+            s.array(f"{nm}_{l}", dims, (P, r, cc), attrs={"units": UNITS[nm]}, data=getattr(dev, nm)[:, sl].reshape(P, r, cc))
+        s.array(f"stuck_{l}", dims, (P, r, cc), dtype="u1", attrs={"units": "1"}, data=dev.stuck[:, sl].reshape(P, r, cc))
+        s.array(f"table_{l}", dims, (P, r, cc), dtype="i8", attrs={"units": "1"}, data=dev.table[:, sl].reshape(P, r, cc))
+    for nm in ("tab_g", "tab_p", "tab_up", "tab_down", "tab_nb", "tab_np"):
+        v = getattr(dev, nm)
+        s.array(nm, tuple(f"{nm}_d{k}" for k in range(v.ndim)), v.shape, dtype=v.dtype.str,
+                attrs={"units": "S" if nm in ("tab_g", "tab_up", "tab_down") else "1"}, data=v)
+    s.consolidate()
+
+
+def load(path: Path, parallel_min: int | None = None) -> Network:
+    from .. import store
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(str(path), "arrays store not found (run: python -m pipeline array init)")
+    s = store.Store.open(path, mode="r")
+    attrs = dict(s.group.attrs)
+    sizes = attrs["sizes"]
+    off, rows, cols = geometry(sizes)
+    P = len(s.read("pair"))
+    N = int(off[-1])
+
+    def flat(prefix, dtype):
+        out = np.empty((P, N), dtype)
+        for l in range(len(rows)):
+            out[:, off[l]:off[l + 1]] = s.read(f"{prefix}_{l}").reshape(P, -1)
+        return out
+
+    g0 = flat("G", np.float64)
+    pars = [flat(nm, np.float64) for nm in PARAM_NAMES]
+    tabs = [np.ascontiguousarray(s.read(nm)) for nm in ("tab_g", "tab_nb", "tab_p", "tab_np", "tab_up", "tab_down")]
+    dev = K.Devices(*pars, flat("stuck", np.uint8), flat("table", np.int64), *tabs, off, rows, cols)
+    phd = dict(attrs["physics"])
+    if parallel_min is not None:
+        phd["parallel_min"] = int(parallel_min)
+    ph = K.Physics(**phd)
+    keep = {k: v for k, v in attrs.items() if k not in ("physics", "array_params")}
+    return Network(dev, ph, g0, list(sizes), keep)
+
+
+def network_sizes(n_features: int, hidden: list[int], n_classes: int) -> list[int]:
+    sizes = [int(n_features)] + [int(h) for h in hidden] + [int(n_classes)]
+    for k, s in enumerate(sizes):
+        if s < 1:
+            raise InputError(f"network.hidden[{k - 1}]", f"got {s}, expected a layer width >= 1")
+    return sizes
+
+
+def init_command(p, *, device: Path, out: Path) -> None:
+    """``ecram array init``: draw the arrays of the configured network and store them."""
+    from .. import datasets, fsutil, progress
+    from ..config import to_dict
+
+    spec = dspec.read(device)
+    data = datasets.load(p.dataset)
+    sizes = network_sizes(data.n_features, p.network.hidden, data.n_classes)
+    net = build(p, spec, sizes)
+    with fsutil.atomic_path(out) as tmp:
+        fsutil.remove(tmp)
+        save(net, tmp, to_dict(p.array))
+    progress.log(f"arrays: {' -> '.join(map(str, sizes))} ({net.attrs['mapping']}, {net.attrs['model']}, "
+                 f"{int(net.dev.off[-1]) * net.g0.shape[0]} devices) -> {out}")

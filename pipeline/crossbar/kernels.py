@@ -1,0 +1,362 @@
+"""Numba kernels of a crossbar (DESIGN §1.4, §2.3): forward and transposed reads, pulse updates,
+retention drift. They know only ndarrays and scalars.
+
+Layout. All layers of a network live in one flat buffer: layer ``l`` occupies
+``[off[l], off[l] + rows[l]·cols[l])`` in row-major order (``cols`` includes the bias column).
+Conductances ``g`` and every per-device parameter have shape ``(P, N)`` with ``P = 2`` for the
+``differential`` mapping (pair 0 = G⁺, pair 1 = G⁻) and ``P = 1`` for ``reference``.
+The weight of a cross-point is read back from the devices, never taken from a requested update:
+``w = (G⁺ − G⁻) / g_scale`` or ``w = (G − g_ref) / g_scale``.
+
+Per-device arrays travel in :class:`Devices`, scalars in :class:`Physics` (both NamedTuples that
+numba accepts as arguments). ``g`` and the pulse counters travel separately so that a probe can
+run on a copy.
+
+Reads add Gaussian noise on every output line: ``std = read_noise · w_max · √P · ‖x‖₂`` — the
+output-referred sum of an independent conductance read error of ``read_noise`` × (device range)
+on every device of the line. Then optional clipping to ``±out_clip`` and ADC quantisation to
+``adc_bits`` over ``±adc_range``.
+
+Updates: ``n = round(|ΔW| / Δw_nominal)`` by the chosen encoding (nearest, stochastic rounding,
+floor, or sign: one pulse when ``|ΔW| > threshold·Δw_nominal``), capped at ``n_max``; each pulse
+goes through the device law one at a time (``law.apply_pulses``). ``Δw_nominal`` is the mean step
+of the polarity used (potentiation ``dw_pot``, depression ``dw_dep``), so the controller
+compensates the mean up/down asymmetry. Differential policy for ΔW > 0: potentiate G⁺ (0),
+depress G⁻ (1) or alternate between the two from sample to sample (2); ΔW < 0 mirrors it.
+Randomness only from the counter-based generator keyed on (seed, stream, step, device index,
+pulse): results are bit-identical for any thread count.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit, prange
+
+from ..devices.law import apply_pulses
+from .rng import STREAM_PULSE, STREAM_ROUND, key4, normal, uniform
+
+MAP_DIFFERENTIAL, MAP_REFERENCE = 0, 1
+MAPPINGS = {"differential": MAP_DIFFERENTIAL, "reference": MAP_REFERENCE}
+ENC_NEAREST, ENC_STOCHASTIC, ENC_FLOOR, ENC_SIGN = 0, 1, 2, 3
+ENCODINGS = {"nearest": ENC_NEAREST, "stochastic": ENC_STOCHASTIC, "floor": ENC_FLOOR, "sign": ENC_SIGN}
+POL_POTENTIATE, POL_DEPRESS, POL_ALTERNATE = 0, 1, 2
+POLICIES = {"potentiate": POL_POTENTIATE, "depress": POL_DEPRESS, "alternate": POL_ALTERNATE}
+
+
+class Devices(NamedTuple):
+    """Per-device parameters, all ``(P, N)`` float64 unless noted, plus the layer geometry."""
+
+    g_min: np.ndarray
+    g_max: np.ndarray
+    dg_up: np.ndarray
+    dg_down: np.ndarray
+    gamma_up: np.ndarray
+    gamma_down: np.ndarray
+    stuck: np.ndarray  # uint8: 0 free, 1 stuck (never moves)
+    table: np.ndarray  # int64: look-up table index of each device (table family)
+    tab_g: np.ndarray  # (T, B) bin centres
+    tab_nb: np.ndarray  # (T,) valid bins
+    tab_p: np.ndarray  # (T, M) CDF points
+    tab_np: np.ndarray  # (T,) valid CDF points
+    tab_up: np.ndarray  # (T, M, B)
+    tab_down: np.ndarray  # (T, M, B)
+    off: np.ndarray  # (L + 1,) int64 layer offsets
+    rows: np.ndarray  # (L,) int64
+    cols: np.ndarray  # (L,) int64 (including the bias column)
+
+
+class Physics(NamedTuple):
+    """Scalars of the array model (see module docstring)."""
+
+    family: int
+    mapping: int
+    g_scale: float
+    g_ref: float
+    c2c: float
+    read_noise: float
+    w_max: float
+    adc_bits: int  # 0: no ADC
+    adc_range: float
+    out_clip: float  # 0: no clipping
+    drift: float  # retention factor per sample (1.0: no drift)
+    drift_rest: float  # normalised rest state
+    encoding: int
+    n_max: int
+    threshold: float
+    policy: int
+    dw_pot: float  # nominal weight change of one potentiation pulse
+    dw_dep: float  # nominal weight change of one depression pulse
+    parallel_min: int
+
+
+# ------------------------------------------------------------------------------------------ reads
+
+
+@njit(cache=True, inline="always")
+def weight(g, dev, ph, idx):
+    if ph.mapping == MAP_DIFFERENTIAL:
+        return (g[0, idx] - g[1, idx]) / ph.g_scale
+    return (g[0, idx] - ph.g_ref) / ph.g_scale
+
+
+@njit(cache=True)
+def weights(g, dev, ph, layer):
+    """Effective weight matrix of ``layer`` read back from the devices (rows, cols)."""
+    r, c, o = dev.rows[layer], dev.cols[layer], dev.off[layer]
+    w = np.empty((r, c))
+    for i in range(r):
+        for j in range(c):
+            w[i, j] = weight(g, dev, ph, o + i * c + j)
+    return w
+
+
+@njit(cache=True, inline="always")
+def _read_out(y, ph, sigma_x, key_read, i, noisy):
+    """Read noise, clipping and ADC of one output line."""
+    if noisy and ph.read_noise > 0.0:
+        y += ph.read_noise * ph.w_max * sigma_x * normal(key_read, i)
+    if ph.out_clip > 0.0:
+        y = min(max(y, -ph.out_clip), ph.out_clip)
+    if ph.adc_bits > 0:
+        r = ph.adc_range
+        y = min(max(y, -r), r)
+        q = 2.0 * r / (2.0 ** ph.adc_bits - 1.0)
+        y = np.floor(y / q + 0.5) * q
+    return y
+
+
+@njit(cache=True)
+def read_forward(g, dev, ph, layer, x, y, key_read, noisy):
+    """y[i] = Σ_j w_ij x[j] (+ noise, clip, ADC). ``x`` has ``cols`` entries (bias included)."""
+    r, c, o = dev.rows[layer], dev.cols[layer], dev.off[layer]
+    P = g.shape[0]
+    ss = 0.0
+    for j in range(c):
+        ss += x[j] * x[j]
+    sigma_x = np.sqrt(P * ss)
+    diff = ph.mapping == MAP_DIFFERENTIAL
+    for i in range(r):
+        acc = 0.0
+        base = o + i * c
+        if diff:
+            for j in range(c):
+                acc += (g[0, base + j] - g[1, base + j]) * x[j]
+        else:
+            for j in range(c):
+                acc += (g[0, base + j] - ph.g_ref) * x[j]
+        y[i] = _read_out(acc / ph.g_scale, ph, sigma_x, key_read, i, noisy)
+
+
+@njit(cache=True)
+def read_transposed(g, dev, ph, layer, d, x, key_read, noisy):
+    """x[j] = Σ_i w_ij d[i] (+ noise, clip, ADC) for every column j (bias column included)."""
+    r, c, o = dev.rows[layer], dev.cols[layer], dev.off[layer]
+    P = g.shape[0]
+    ss = 0.0
+    for i in range(r):
+        ss += d[i] * d[i]
+    sigma_d = np.sqrt(P * ss)
+    diff = ph.mapping == MAP_DIFFERENTIAL
+    for j in range(c):
+        x[j] = 0.0
+    for i in range(r):
+        base = o + i * c
+        di = d[i]
+        if diff:
+            for j in range(c):
+                x[j] += (g[0, base + j] - g[1, base + j]) * di
+        else:
+            for j in range(c):
+                x[j] += (g[0, base + j] - ph.g_ref) * di
+    for j in range(c):
+        x[j] = _read_out(x[j] / ph.g_scale, ph, sigma_d, key_read, j, noisy)
+
+
+@njit(cache=True, parallel=True)
+def read_forward_parallel(g, dev, ph, layer, x, y, key_read, noisy):
+    """:func:`read_forward` with rows spread over threads (same result to the bit)."""
+    r, c, o = dev.rows[layer], dev.cols[layer], dev.off[layer]
+    P = g.shape[0]
+    ss = 0.0
+    for j in range(c):
+        ss += x[j] * x[j]
+    sigma_x = np.sqrt(P * ss)
+    diff = ph.mapping == MAP_DIFFERENTIAL
+    for i in prange(r):
+        acc = 0.0
+        base = o + i * c
+        if diff:
+            for j in range(c):
+                acc += (g[0, base + j] - g[1, base + j]) * x[j]
+        else:
+            for j in range(c):
+                acc += (g[0, base + j] - ph.g_ref) * x[j]
+        y[i] = _read_out(acc / ph.g_scale, ph, sigma_x, key_read, i, noisy)
+
+
+@njit(cache=True, parallel=True)
+def read_transposed_parallel(g, dev, ph, layer, d, x, key_read, noisy):
+    """:func:`read_transposed` with columns spread over threads (same summation order per column)."""
+    r, c, o = dev.rows[layer], dev.cols[layer], dev.off[layer]
+    P = g.shape[0]
+    ss = 0.0
+    for i in range(r):
+        ss += d[i] * d[i]
+    sigma_d = np.sqrt(P * ss)
+    diff = ph.mapping == MAP_DIFFERENTIAL
+    nblk = (c + 63) // 64
+    for b in prange(nblk):
+        j0 = b * 64
+        j1 = min(c, j0 + 64)
+        for j in range(j0, j1):
+            x[j] = 0.0
+        for i in range(r):
+            base = o + i * c
+            di = d[i]
+            if diff:
+                for j in range(j0, j1):
+                    x[j] += (g[0, base + j] - g[1, base + j]) * di
+            else:
+                for j in range(j0, j1):
+                    x[j] += (g[0, base + j] - ph.g_ref) * di
+        for j in range(j0, j1):
+            x[j] = _read_out(x[j] / ph.g_scale, ph, sigma_d, key_read, j, noisy)
+
+
+# ---------------------------------------------------------------------------------------- updates
+
+
+@njit(cache=True, inline="always")
+def pulse_count(q, ph, key_round, k):
+    """Pulses for a requested change of ``q`` nominal steps (q >= 0), by the encoding, capped."""
+    if ph.encoding == ENC_NEAREST:
+        n = int(np.floor(q + 0.5))
+    elif ph.encoding == ENC_STOCHASTIC:
+        fl = np.floor(q)
+        n = int(fl) + (1 if uniform(key_round, k) < q - fl else 0)
+    elif ph.encoding == ENC_FLOOR:
+        n = int(np.floor(q))
+    else:  # ENC_SIGN
+        n = 1 if q > ph.threshold else 0
+    return min(n, ph.n_max)
+
+
+@njit(cache=True, inline="always")
+def _pulse_device(g, dev, ph, pair, idx, n, polarity, seed, step, N):
+    flat = pair * N + idx
+    key = key4(seed, STREAM_PULSE, step, flat)
+    g[pair, idx] = apply_pulses(g[pair, idx], n, polarity, ph.family, dev.g_min[pair, idx], dev.g_max[pair, idx],
+                                dev.dg_up[pair, idx], dev.dg_down[pair, idx], dev.gamma_up[pair, idx],
+                                dev.gamma_down[pair, idx], ph.c2c, key, dev.table[pair, idx], dev.tab_g, dev.tab_nb,
+                                dev.tab_p, dev.tab_np, dev.tab_up, dev.tab_down)
+
+
+@njit(cache=True, inline="always")
+def _update_row(g, dev, ph, layer, i, d_i, a, lr, seed, step, cnt_up, cnt_dn):
+    """Write row i of ``layer`` with ΔW_ij = -lr·d_i·a_j; returns (pulses up, pulses down)."""
+    c, o = dev.cols[layer], dev.off[layer]
+    N = g.shape[1]
+    up = 0
+    dn = 0
+    if d_i == 0.0:
+        return up, dn
+    # route of a positive weight change for this step: potentiate G+ or depress G-
+    pot_route = ph.policy == POL_POTENTIATE or (ph.policy == POL_ALTERNATE and (step & 1) == 0)
+    for j in range(c):
+        dw = -lr * d_i * a[j]
+        if dw == 0.0:
+            continue
+        idx = o + i * c + j
+        if ph.mapping == MAP_DIFFERENTIAL:
+            if pot_route:
+                polarity = 1
+                pair = 0 if dw > 0.0 else 1
+                q = abs(dw) / ph.dw_pot
+            else:
+                polarity = -1
+                pair = 1 if dw > 0.0 else 0
+                q = abs(dw) / ph.dw_dep
+        else:
+            pair = 0
+            if dw > 0.0:
+                polarity = 1
+                q = dw / ph.dw_pot
+            else:
+                polarity = -1
+                q = -dw / ph.dw_dep
+        n = pulse_count(q, ph, key4(seed, STREAM_ROUND, step, pair * N + idx), 0)
+        if n == 0 or dev.stuck[pair, idx] != 0:
+            continue
+        _pulse_device(g, dev, ph, pair, idx, n, polarity, seed, step, N)
+        if polarity > 0:
+            cnt_up[pair, idx] += n
+            up += n
+        else:
+            cnt_dn[pair, idx] += n
+            dn += n
+    return up, dn
+
+
+@njit(cache=True)
+def update_layer_serial(g, dev, ph, layer, d, a, lr, seed, step, cnt_up, cnt_dn):
+    """Apply ΔW = -lr·d·aᵀ to ``layer`` as pulses; returns (pulses up, pulses down)."""
+    up = 0
+    dn = 0
+    for i in range(dev.rows[layer]):
+        u, v = _update_row(g, dev, ph, layer, i, d[i], a, lr, seed, step, cnt_up, cnt_dn)
+        up += u
+        dn += v
+    return up, dn
+
+
+@njit(cache=True, parallel=True)
+def update_layer_parallel(g, dev, ph, layer, d, a, lr, seed, step, cnt_up, cnt_dn):
+    """:func:`update_layer_serial` with rows spread over threads (bit-identical result)."""
+    r = dev.rows[layer]
+    ups = np.zeros(r, np.int64)
+    dns = np.zeros(r, np.int64)
+    for i in prange(r):
+        u, v = _update_row(g, dev, ph, layer, i, d[i], a, lr, seed, step, cnt_up, cnt_dn)
+        ups[i] = u
+        dns[i] = v
+    return ups.sum(), dns.sum()
+
+
+@njit(cache=True)
+def update_layer(g, dev, ph, layer, d, a, lr, seed, step, cnt_up, cnt_dn):
+    """Dispatch to the threaded update when the layer has at least ``parallel_min`` devices."""
+    if dev.rows[layer] * dev.cols[layer] * g.shape[0] >= ph.parallel_min:
+        return update_layer_parallel(g, dev, ph, layer, d, a, lr, seed, step, cnt_up, cnt_dn)
+    return update_layer_serial(g, dev, ph, layer, d, a, lr, seed, step, cnt_up, cnt_dn)
+
+
+@njit(cache=True)
+def read_fwd(g, dev, ph, layer, x, y, key_read, noisy):
+    if dev.rows[layer] * dev.cols[layer] * g.shape[0] >= ph.parallel_min:
+        read_forward_parallel(g, dev, ph, layer, x, y, key_read, noisy)
+    else:
+        read_forward(g, dev, ph, layer, x, y, key_read, noisy)
+
+
+@njit(cache=True)
+def read_tr(g, dev, ph, layer, d, x, key_read, noisy):
+    if dev.rows[layer] * dev.cols[layer] * g.shape[0] >= ph.parallel_min:
+        read_transposed_parallel(g, dev, ph, layer, d, x, key_read, noisy)
+    else:
+        read_transposed(g, dev, ph, layer, d, x, key_read, noisy)
+
+
+@njit(cache=True)
+def drift(g, dev, ph):
+    """One sample period of retention: G ← G_rest + (G − G_rest)·drift for every free device."""
+    if ph.drift >= 1.0:
+        return
+    P, N = g.shape
+    for p in range(P):
+        for idx in range(N):
+            if dev.stuck[p, idx] != 0:
+                continue
+            rest = dev.g_min[p, idx] + ph.drift_rest * (dev.g_max[p, idx] - dev.g_min[p, idx])
+            g[p, idx] = rest + (g[p, idx] - rest) * ph.drift

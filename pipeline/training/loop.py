@@ -1,0 +1,425 @@
+"""The jitted training loop (DESIGN §1.1–1.2, §2.3): every algorithm, any depth, one epoch per call.
+
+Notation (0-based layers ``l = 0..L-1``): ``W_l`` has shape (rows_l, cols_l), cols includes the
+bias. Forward: ``ã_l = [a_l; 1]``, ``z_l = W_l ã_l``, ``a_{l+1} = f_l(z_l)``. Loss ½‖a_L − t‖² (MSE) or
+cross-entropy. Online SGD: ``ΔW_l = −η_l δ_l ã_lᵀ``.
+
+Algorithms (codes below):
+
+* ``backprop`` / ``backprop-float`` / ``manhattan``: one forward pass; every δ_l by transposed
+  reads of the arrays *before any write*; then every array is written (manhattan: sign encoding).
+* ``progressive`` / ``progressive-float``: for l = L-1 … 0: a forward pass on the present
+  hardware, the output error, transposed reads through the (already updated) arrays above l down
+  to l, write array l. Nothing is held between layer updates.
+* ``progressive-held`` / ``progressive-held-float``: one forward pass, activations held; write
+  array L-1; δ_{l} = (W_{l+1} after its update)ᵀ δ_{l+1} ⊙ f'(z_l); write array l; …
+
+Hardware variants read and write the devices through :mod:`pipeline.crossbar.kernels`; float
+variants use float64 weights ``W`` in the same flat layout and exact arithmetic.
+
+Buffers use flat layouts: activations ``A`` (layer-l input at ``aoff[l]``, ``cols_l`` values incl.
+the bias 1; network output at ``aoff[L]``), pre-activations and errors ``Z``, ``D`` at ``zoff[l]``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+from ..crossbar import kernels as K
+from ..crossbar.rng import STREAM_READ, key4
+
+BACKPROP_FLOAT, BACKPROP, PROGRESSIVE, PROGRESSIVE_HELD, PROGRESSIVE_FLOAT, PROGRESSIVE_HELD_FLOAT, MANHATTAN = range(7)
+ALGORITHM_CODES = {"backprop-float": BACKPROP_FLOAT, "backprop": BACKPROP, "progressive": PROGRESSIVE,
+                   "progressive-held": PROGRESSIVE_HELD, "progressive-float": PROGRESSIVE_FLOAT,
+                   "progressive-held-float": PROGRESSIVE_HELD_FLOAT, "manhattan": MANHATTAN}
+SIGMOID, TANH, RELU, HARD_SIGMOID, IDENTITY, SOFTMAX = range(6)
+ACTIVATION_CODES = {"sigmoid": SIGMOID, "tanh": TANH, "relu": RELU, "hard-sigmoid": HARD_SIGMOID,
+                    "identity": IDENTITY, "softmax": SOFTMAX}
+LOSS_MSE, LOSS_CE = 0, 1
+DERIV_EXACT, DERIV_HARDWARE = 0, 1
+
+# ledger slots (per epoch totals)
+L_READS, L_DEVICE_READS, L_PULSES_UP, L_PULSES_DOWN, L_FORWARD = range(5)
+N_LEDGER = 5
+
+STREAM_EVAL = 50
+PROBE_STEP0 = 1 << 40
+
+
+class Config(NamedTuple):
+    algorithm: int
+    hidden: int  # activation code of hidden layers
+    output: int  # activation code of the output layer
+    loss: int
+    derivative: int
+    seed: int
+
+
+def is_float(algorithm: int) -> bool:
+    return algorithm in (BACKPROP_FLOAT, PROGRESSIVE_FLOAT, PROGRESSIVE_HELD_FLOAT)
+
+
+@njit(cache=True)
+def _is_float(algorithm):
+    return algorithm == BACKPROP_FLOAT or algorithm == PROGRESSIVE_FLOAT or algorithm == PROGRESSIVE_HELD_FLOAT
+
+
+# ----------------------------------------------------------------------------------- activations
+
+
+@njit(cache=True, inline="always")
+def _act(code, z):
+    if code == SIGMOID:
+        return 1.0 / (1.0 + np.exp(-z))
+    if code == TANH:
+        return np.tanh(z)
+    if code == RELU:
+        return z if z > 0.0 else 0.0
+    if code == HARD_SIGMOID:
+        return min(max(0.2 * z + 0.5, 0.0), 1.0)
+    return z  # IDENTITY (softmax handled per vector)
+
+
+@njit(cache=True, inline="always")
+def _deriv(code, z, a, mode):
+    """f'(z) given a = f(z); ``mode`` DERIV_HARDWARE gives a piecewise-constant approximation
+    (what a simple analog derivative circuit provides: the slope inside the linear region)."""
+    if mode == DERIV_HARDWARE:
+        if code == SIGMOID:
+            return 0.25 if abs(z) < 2.0 else 0.025
+        if code == TANH:
+            return 1.0 if abs(z) < 1.0 else 0.1
+    if code == SIGMOID:
+        return a * (1.0 - a)
+    if code == TANH:
+        return 1.0 - a * a
+    if code == RELU:
+        return 1.0 if z > 0.0 else 0.0
+    if code == HARD_SIGMOID:
+        return 0.2 if -2.5 < z < 2.5 else 0.0
+    return 1.0
+
+
+@njit(cache=True)
+def _activate(code, z, out):
+    n = z.shape[0]
+    if code == SOFTMAX:
+        m = z[0]
+        for i in range(1, n):
+            m = max(m, z[i])
+        s = 0.0
+        for i in range(n):
+            out[i] = np.exp(z[i] - m)
+            s += out[i]
+        for i in range(n):
+            out[i] /= s
+    else:
+        for i in range(n):
+            out[i] = _act(code, z[i])
+
+
+# ------------------------------------------------------------------------------- float reads
+
+
+@njit(cache=True)
+def _float_fwd(W, dev, layer, x, y):
+    r, c, o = dev.rows[layer], dev.cols[layer], dev.off[layer]
+    for i in range(r):
+        acc = 0.0
+        base = o + i * c
+        for j in range(c):
+            acc += W[base + j] * x[j]
+        y[i] = acc
+
+
+@njit(cache=True)
+def _float_tr(W, dev, layer, d, x):
+    r, c, o = dev.rows[layer], dev.cols[layer], dev.off[layer]
+    for j in range(c):
+        x[j] = 0.0
+    for i in range(r):
+        base = o + i * c
+        for j in range(c):
+            x[j] += W[base + j] * d[i]
+
+
+@njit(cache=True)
+def _float_update(W, dev, layer, d, a, lr):
+    r, c, o = dev.rows[layer], dev.cols[layer], dev.off[layer]
+    for i in range(r):
+        base = o + i * c
+        s = -lr * d[i]
+        for j in range(c):
+            W[base + j] += s * a[j]
+
+
+# --------------------------------------------------------------------------------- one sample
+
+
+@njit(cache=True)
+def offsets(dev):
+    L = dev.rows.shape[0]
+    aoff = np.zeros(L + 2, np.int64)
+    zoff = np.zeros(L + 1, np.int64)
+    for l in range(L):
+        aoff[l + 1] = aoff[l] + dev.cols[l]
+        zoff[l + 1] = zoff[l] + dev.rows[l]
+    aoff[L + 1] = aoff[L] + dev.rows[L - 1]
+    return aoff, zoff
+
+
+@njit(cache=True)
+def forward(g, W, dev, ph, cfg, flt, x, A, Z, aoff, zoff, step, nread, ledger, noisy):
+    """One forward pass; returns the updated read counter ``nread`` (read noise stream)."""
+    L = dev.rows.shape[0]
+    n0 = dev.cols[0] - 1
+    for j in range(n0):
+        A[j] = x[j]
+    A[n0] = 1.0
+    for l in range(L):
+        xin = A[aoff[l]:aoff[l] + dev.cols[l]]
+        z = Z[zoff[l]:zoff[l] + dev.rows[l]]
+        if flt:
+            _float_fwd(W, dev, l, xin, z)
+        else:
+            K.read_fwd(g, dev, ph, l, xin, z, key4(cfg.seed, STREAM_READ + nread, step, l), noisy)
+            nread += 1
+            ledger[L_DEVICE_READS] += dev.rows[l] * dev.cols[l] * g.shape[0]
+        ledger[L_READS] += 1
+        out = A[aoff[l + 1]:aoff[l + 1] + dev.rows[l]]
+        _activate(cfg.output if l == L - 1 else cfg.hidden, z, out)
+        if l < L - 1:
+            A[aoff[l + 1] + dev.rows[l]] = 1.0
+    ledger[L_FORWARD] += 1
+    return nread
+
+
+@njit(cache=True)
+def output_error(cfg, a, z, t, d, mode):
+    """δ of the output layer into ``d``; returns (loss, correct)."""
+    n = a.shape[0]
+    loss = 0.0
+    if cfg.loss == LOSS_MSE:
+        for i in range(n):
+            e = a[i] - t[i]
+            loss += 0.5 * e * e
+        if cfg.output == SOFTMAX:
+            s = 0.0
+            for k in range(n):
+                s += a[k] * (a[k] - t[k])
+            for i in range(n):
+                d[i] = a[i] * ((a[i] - t[i]) - s)
+        else:
+            for i in range(n):
+                d[i] = (a[i] - t[i]) * _deriv(cfg.output, z[i], a[i], mode)
+    else:
+        for i in range(n):
+            ai = min(max(a[i], 1e-12), 1.0 - 1e-12)
+            if cfg.output == SOFTMAX:
+                loss -= t[i] * np.log(ai)
+            else:
+                loss -= t[i] * np.log(ai) + (1.0 - t[i]) * np.log(1.0 - ai)
+            d[i] = a[i] - t[i]
+    best = 0
+    tbest = 0
+    for i in range(1, n):
+        if a[i] > a[best]:
+            best = i
+        if t[i] > t[tbest]:
+            tbest = i
+    return loss, 1 if best == tbest else 0
+
+
+@njit(cache=True)
+def hidden_error(g, W, dev, ph, cfg, flt, l, A, Z, D, aoff, zoff, tmp, step, nread, ledger, noisy, mode):
+    """δ_l = (W_{l+1}ᵀ δ_{l+1})[:rows_l] ⊙ f'(z_l) by a transposed read of array l+1."""
+    dn = D[zoff[l + 1]:zoff[l + 1] + dev.rows[l + 1]]
+    x = tmp[:dev.cols[l + 1]]
+    if flt:
+        _float_tr(W, dev, l + 1, dn, x)
+    else:
+        K.read_tr(g, dev, ph, l + 1, dn, x, key4(cfg.seed, STREAM_READ + nread, step, l + 1), noisy)
+        nread += 1
+        ledger[L_DEVICE_READS] += dev.rows[l + 1] * dev.cols[l + 1] * g.shape[0]
+    ledger[L_READS] += 1
+    r = dev.rows[l]
+    for i in range(r):
+        zi = Z[zoff[l] + i]
+        ai = A[aoff[l + 1] + i]
+        D[zoff[l] + i] = x[i] * _deriv(cfg.hidden, zi, ai, mode)
+    return nread
+
+
+@njit(cache=True)
+def write_layer(g, W, dev, ph, flt, l, D, A, aoff, zoff, lr, seed, step, cnt_up, cnt_dn, ledger):
+    d = D[zoff[l]:zoff[l] + dev.rows[l]]
+    a = A[aoff[l]:aoff[l] + dev.cols[l]]
+    if flt:
+        _float_update(W, dev, l, d, a, lr)
+    else:
+        up, dn = K.update_layer(g, dev, ph, l, d, a, lr, seed, step, cnt_up, cnt_dn)
+        ledger[L_PULSES_UP] += up
+        ledger[L_PULSES_DOWN] += dn
+
+
+@njit(cache=True)
+def train_sample(g, W, dev, ph, cfg, lrs, x, t, step, A, Z, D, tmp, aoff, zoff, cnt_up, cnt_dn, ledger,
+                 rec, record):
+    """One online-SGD sample with ``cfg.algorithm``; returns (loss, correct) of its first forward
+    pass. With ``record``, the δ each layer was written with is copied into ``rec`` (flat, zoff)."""
+    L = dev.rows.shape[0]
+    alg = cfg.algorithm
+    flt = _is_float(alg)
+    mode = cfg.derivative
+    nread = 0
+    nread = forward(g, W, dev, ph, cfg, flt, x, A, Z, aoff, zoff, step, nread, ledger, True)
+    out_a = A[aoff[L]:aoff[L] + dev.rows[L - 1]]
+    out_z = Z[zoff[L - 1]:zoff[L]]
+    out_d = D[zoff[L - 1]:zoff[L]]
+    loss, ok = output_error(cfg, out_a, out_z, t, out_d, mode)
+    if alg == BACKPROP or alg == BACKPROP_FLOAT or alg == MANHATTAN:
+        for l in range(L - 2, -1, -1):
+            nread = hidden_error(g, W, dev, ph, cfg, flt, l, A, Z, D, aoff, zoff, tmp, step, nread, ledger, True, mode)
+        if record:
+            rec[:] = D[:zoff[L]]
+        for l in range(L - 1, -1, -1):
+            write_layer(g, W, dev, ph, flt, l, D, A, aoff, zoff, lrs[l], cfg.seed, step, cnt_up, cnt_dn, ledger)
+    elif alg == PROGRESSIVE_HELD or alg == PROGRESSIVE_HELD_FLOAT:
+        for l in range(L - 1, -1, -1):
+            if l < L - 1:
+                nread = hidden_error(g, W, dev, ph, cfg, flt, l, A, Z, D, aoff, zoff, tmp, step, nread, ledger, True, mode)
+            if record:
+                rec[zoff[l]:zoff[l + 1]] = D[zoff[l]:zoff[l + 1]]
+            write_layer(g, W, dev, ph, flt, l, D, A, aoff, zoff, lrs[l], cfg.seed, step, cnt_up, cnt_dn, ledger)
+    else:  # PROGRESSIVE, PROGRESSIVE_FLOAT: a fresh forward pass before every layer's write
+        for l in range(L - 1, -1, -1):
+            if l < L - 1:
+                nread = forward(g, W, dev, ph, cfg, flt, x, A, Z, aoff, zoff, step, nread, ledger, True)
+                output_error(cfg, out_a, out_z, t, out_d, mode)
+                for k in range(L - 2, l - 1, -1):
+                    nread = hidden_error(g, W, dev, ph, cfg, flt, k, A, Z, D, aoff, zoff, tmp, step, nread, ledger, True, mode)
+            if record:
+                rec[zoff[l]:zoff[l + 1]] = D[zoff[l]:zoff[l + 1]]
+            write_layer(g, W, dev, ph, flt, l, D, A, aoff, zoff, lrs[l], cfg.seed, step, cnt_up, cnt_dn, ledger)
+    return loss, ok
+
+
+# ------------------------------------------------------------------------------------- epochs
+
+
+@njit(cache=True)
+def _snapshot(g, W, flt, snaps, s):
+    if flt:
+        snaps[s, 0, :] = W
+    else:
+        snaps[s, :, :] = g
+
+
+@njit(cache=True)
+def run_epoch(g, W, dev, ph, cfg, lrs, X, T, order, step0, every, cnt_up, cnt_dn, ledger, snaps, snap_steps):
+    """Train one epoch over ``order``. Global sample counter starts at ``step0``; a snapshot of the
+    conductances (float: weights) is taken after every ``every``-th global sample.
+    Returns (loss sum, correct, snapshots taken, bad sample index or -1)."""
+    aoff, zoff = offsets(dev)
+    A = np.zeros(aoff[-1])
+    Z = np.zeros(zoff[-1])
+    D = np.zeros(zoff[-1])
+    tmp = np.zeros(int(dev.cols.max()) + 1)
+    rec = np.zeros(1)
+    flt = _is_float(cfg.algorithm)
+    loss_sum = 0.0
+    correct = 0
+    s = 0
+    for k in range(order.shape[0]):
+        i = order[k]
+        step = step0 + k
+        loss, ok = train_sample(g, W, dev, ph, cfg, lrs, X[i], T[i], step, A, Z, D, tmp, aoff, zoff,
+                                cnt_up, cnt_dn, ledger, rec, False)
+        if not np.isfinite(loss):
+            return loss_sum, correct, s, k
+        if flt:
+            for m in range(W.shape[0]):
+                if not np.isfinite(W[m]):
+                    return loss_sum, correct, s, k
+        else:
+            K.drift(g, dev, ph)
+        loss_sum += loss
+        correct += ok
+        if (step + 1) % every == 0:
+            _snapshot(g, W, flt, snaps, s)
+            snap_steps[s] = step + 1
+            s += 1
+    return loss_sum, correct, s, -1
+
+
+@njit(cache=True)
+def evaluate_set(g, W, dev, ph, cfg, X, T, stream, step0):
+    """Inference on the (noisy) hardware: mean loss and accuracy over a set."""
+    aoff, zoff = offsets(dev)
+    A = np.zeros(aoff[-1])
+    Z = np.zeros(zoff[-1])
+    D = np.zeros(zoff[-1])
+    ledger = np.zeros(N_LEDGER, np.int64)
+    flt = _is_float(cfg.algorithm)
+    L = dev.rows.shape[0]
+    loss_sum = 0.0
+    correct = 0
+    for i in range(X.shape[0]):
+        forward(g, W, dev, ph, cfg, flt, X[i], A, Z, aoff, zoff, step0 + i, stream, ledger, True)
+        loss, ok = output_error(cfg, A[aoff[L]:aoff[L] + dev.rows[L - 1]], Z[zoff[L - 1]:zoff[L]], T[i],
+                                D[zoff[L - 1]:zoff[L]], DERIV_EXACT)
+        loss_sum += loss
+        correct += ok
+    n = max(X.shape[0], 1)
+    return loss_sum / n, correct / n
+
+
+@njit(cache=True)
+def ideal_errors(Wi, g, dev, ph, cfg, x, t, out):
+    """Exact backprop errors of every layer for weights ``Wi`` (noise-free, exact f')."""
+    aoff, zoff = offsets(dev)
+    A = np.zeros(aoff[-1])
+    Z = np.zeros(zoff[-1])
+    tmp = np.zeros(int(dev.cols.max()) + 1)
+    ledger = np.zeros(N_LEDGER, np.int64)
+    L = dev.rows.shape[0]
+    forward(g, Wi, dev, ph, cfg, True, x, A, Z, aoff, zoff, 0, 0, ledger, False)
+    output_error(cfg, A[aoff[L]:aoff[L] + dev.rows[L - 1]], Z[zoff[L - 1]:zoff[L]], t, out[zoff[L - 1]:zoff[L]], DERIV_EXACT)
+    for l in range(L - 2, -1, -1):
+        dn = out[zoff[l + 1]:zoff[l + 1] + dev.rows[l + 1]]
+        xx = tmp[:dev.cols[l + 1]]
+        _float_tr(Wi, dev, l + 1, dn, xx)
+        for i in range(dev.rows[l]):
+            out[zoff[l] + i] = xx[i] * _deriv(cfg.hidden, Z[zoff[l] + i], A[aoff[l + 1] + i], DERIV_EXACT)
+
+
+@njit(cache=True)
+def probe(g, W, dev, ph, cfg, lrs, Xp, Tp, step0, ideal, insitu):
+    """For each probe sample: the ideal backprop errors of the present weights (noise-free reads
+    of the devices) and the errors the algorithm actually writes with in situ (noisy reads,
+    through the arrays it has already updated in that sample), on a copy of the state."""
+    aoff, zoff = offsets(dev)
+    A = np.zeros(aoff[-1])
+    Z = np.zeros(zoff[-1])
+    D = np.zeros(zoff[-1])
+    tmp = np.zeros(int(dev.cols.max()) + 1)
+    ledger = np.zeros(N_LEDGER, np.int64)
+    flt = _is_float(cfg.algorithm)
+    P, N = g.shape
+    Wi = np.empty(N)
+    for k in range(Xp.shape[0]):
+        if flt:
+            Wi[:] = W
+        else:
+            for idx in range(N):
+                Wi[idx] = K.weight(g, dev, ph, idx)
+        ideal_errors(Wi, g, dev, ph, cfg, Xp[k], Tp[k], ideal[k])
+        gc = g.copy()
+        Wc = W.copy()
+        cu = np.zeros((P, N), np.int64)
+        cd = np.zeros((P, N), np.int64)
+        train_sample(gc, Wc, dev, ph, cfg, lrs, Xp[k], Tp[k], step0 + k, A, Z, D, tmp, aoff, zoff, cu, cd,
+                     ledger, insitu[k], True)
