@@ -4,4 +4,30 @@ Progressive gradient descent (van Doremaele et al., Sci. Adv. 10, eado8999, 2024
 conventional backpropagation, from device measurements to figures, as a DVC pipeline.
 """
 
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
 __version__ = "0.1.0"
+
+
+def _numba_cache_dir() -> str:
+    """A numba cache folder keyed by a hash of every source file of the package.
+
+    Numba invalidates a cached function only when *its own* file changes, not when a jitted
+    function it calls (in another module) changes; a stale cache can then crash. Keying the
+    folder on all sources makes any change start from a clean cache. ``NUMBA_CACHE_DIR`` set by
+    the user wins."""
+    h = hashlib.sha1(__version__.encode())
+    root = Path(__file__).resolve().parent
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode())
+        h.update(path.read_bytes())
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ecram-insitu"
+    return str(base / f"numba-{h.hexdigest()[:16]}")
+
+
+if "NUMBA_CACHE_DIR" not in os.environ:
+    os.environ["NUMBA_CACHE_DIR"] = _numba_cache_dir()

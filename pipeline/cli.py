@@ -157,7 +157,8 @@ def train(
 ):
     """Train the network in situ with one algorithm and seed (online SGD, pulses through the devices).
 
-    Reads: ARRAYS and params sections base, array, network, dataset, train, record. Writes:
+    Reads: ARRAYS (devices, mapping, read and update model) and params sections base, network,
+    dataset, train, record. Writes:
     OUT/run.zarr (per-epoch metrics, conductance snapshots, pulse counts, ledger, probes); a
     checkpoint OUT.ckpt/ while running (removed at the end).
 
@@ -166,7 +167,7 @@ def train(
     from . import config
     from .training import run
 
-    p = config.load(params, sections=("base", "array", "network", "dataset", "train", "record"), overrides=overrides)
+    p = config.load(params, sections=("base", "network", "dataset", "train", "record"), overrides=overrides)
     out = out or Path("results/train") / f"{algorithm}-{seed}"
     run.train_command(p, algorithm=algorithm, seed=seed, arrays_path=arrays_path, out=out, resume=resume)
 

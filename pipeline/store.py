@@ -20,6 +20,7 @@ from .errors import InputError
 
 warnings.filterwarnings("ignore", message=".*Consolidated metadata is currently not part.*")
 warnings.filterwarnings("ignore", message=".*consolidated metadata.*", category=RuntimeWarning)
+warnings.filterwarnings("ignore", message=".*does not have a Zarr V3 specification.*")
 
 
 def _jsonable(obj: Any) -> Any:

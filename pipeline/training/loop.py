@@ -356,8 +356,9 @@ def run_epoch(g, W, dev, ph, cfg, lrs, X, T, order, step0, every, cnt_up, cnt_dn
 
 
 @njit(cache=True)
-def evaluate_set(g, W, dev, ph, cfg, X, T, stream, step0):
-    """Inference on the (noisy) hardware: mean loss and accuracy over a set."""
+def evaluate_set(g, W, dev, ph, cfg, X, T, stream, step0, pred):
+    """Inference on the (noisy) hardware: mean loss and accuracy over a set; the predicted class
+    of every sample goes into ``pred``."""
     aoff, zoff = offsets(dev)
     A = np.zeros(aoff[-1])
     Z = np.zeros(zoff[-1])
@@ -371,6 +372,11 @@ def evaluate_set(g, W, dev, ph, cfg, X, T, stream, step0):
         forward(g, W, dev, ph, cfg, flt, X[i], A, Z, aoff, zoff, step0 + i, stream, ledger, True)
         loss, ok = output_error(cfg, A[aoff[L]:aoff[L] + dev.rows[L - 1]], Z[zoff[L - 1]:zoff[L]], T[i],
                                 D[zoff[L - 1]:zoff[L]], DERIV_EXACT)
+        best = 0
+        for j in range(1, dev.rows[L - 1]):
+            if A[aoff[L] + j] > A[aoff[L] + best]:
+                best = j
+        pred[i] = best
         loss_sum += loss
         correct += ok
     n = max(X.shape[0], 1)

@@ -134,6 +134,9 @@ class Recorder:
                 for pol in ("up", "down"):
                     s.array(f"pulses_{pol}_{l}", ("pair", f"row_{l}", f"col_{l}"), (P, r, c), dtype="i8", fill=0,
                             attrs={"units": "pulses", "description": f"{'potentiation' if pol == 'up' else 'depression'} pulses per device"})
+        k = su.data.n_classes
+        s.array("confusion", ("true_class", "predicted_class"), (k, k), dtype="i8", fill=0,
+                attrs={"units": "samples", "description": "test-set confusion matrix after the last epoch (hardware inference)"})
         n_units = int(dev.rows.sum())
         n_probe = len(su.probe_idx)
         unit_layer = np.repeat(np.arange(net.n_layers), dev.rows)
@@ -147,11 +150,14 @@ class Recorder:
         return cls(s)
 
 
-def _eval_epoch(su: Setup, g, W, epoch: int):
+def _eval_epoch(su: Setup, g, W, epoch: int, pred_test: np.ndarray | None = None):
+    """Hardware inference on the training and test sets after ``epoch`` (noise keyed on epoch)."""
     d = su.data
     base = loop.PROBE_STEP0 * 2 + epoch * (1 << 24)
-    tr = loop.evaluate_set(g, W, su.net.dev, su.net.ph, su.cfg, d.x_train, su.T_train, loop.STREAM_EVAL, base)
-    te = loop.evaluate_set(g, W, su.net.dev, su.net.ph, su.cfg, d.x_test, su.T_test, loop.STREAM_EVAL + 1, base)
+    pred_tr = np.zeros(len(d.y_train), np.int64)
+    pred_te = np.zeros(len(d.y_test), np.int64) if pred_test is None else pred_test
+    tr = loop.evaluate_set(g, W, su.net.dev, su.net.ph, su.cfg, d.x_train, su.T_train, loop.STREAM_EVAL, base, pred_tr)
+    te = loop.evaluate_set(g, W, su.net.dev, su.net.ph, su.cfg, d.x_test, su.T_test, loop.STREAM_EVAL + 1, base, pred_te)
     return tr, te
 
 
@@ -213,7 +219,8 @@ def train(p, su: Setup, tmp: Path, resume: bool, epochs: int) -> None:
             if bad >= 0:
                 raise TrainingDiverged(f"{su.algorithm}-{su.seed}: NaN or Inf at epoch {epoch}, sample {bad} "
                                        f"(training index {int(order[bad])}); lower train.lr or check the device file")
-            (trl, tra), (tel, tea) = _eval_epoch(su, g, W, epoch)
+            pred = np.zeros(len(su.data.y_test), np.int64)
+            (trl, tra), (tel, tea) = _eval_epoch(su, g, W, epoch, pred)
             ideal, insitu = _probe_epoch(su, g, W, epoch)
             s = rec.s
             for name, val in (("train_loss", loss_sum / n_train), ("train_acc", correct / n_train),
@@ -228,6 +235,7 @@ def train(p, su: Setup, tmp: Path, resume: bool, epochs: int) -> None:
                 _write_snaps(rec, su, snaps[:ns], first, flt)
             s.write("probe_ideal", epoch, ideal)
             s.write("probe_insitu", epoch, insitu)
+            s.write("confusion", ..., confusion(su.data.y_test, pred, su.data.n_classes))
             if not flt:
                 _write_counts(rec, su, cnt_up, cnt_dn)
             _save_checkpoint(ckpt, g, W, cnt_up, cnt_dn, epoch)
@@ -236,6 +244,12 @@ def train(p, su: Setup, tmp: Path, resume: bool, epochs: int) -> None:
             bar.advance()
     rec.s.consolidate()
     ckpt.unlink(missing_ok=True)
+
+
+def confusion(y: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
+    m = np.zeros((k, k), np.int64)
+    np.add.at(m, (y, pred), 1)
+    return m
 
 
 def _write_epoch0(rec: Recorder, su: Setup, g, W, flt: bool) -> None:

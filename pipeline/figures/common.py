@@ -1,0 +1,68 @@
+"""Shared figure plumbing: deterministic PNG/PDF output, captions, algorithm colours."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+COLORS = {
+    "backprop-float": "#222222",
+    "backprop": "#1f77b4",
+    "progressive": "#d62728",
+    "progressive-held": "#ff7f0e",
+    "progressive-float": "#9467bd",
+    "progressive-held-float": "#8c564b",
+    "manhattan": "#2ca02c",
+}
+STYLE = {"backprop-float": "--", "progressive-float": ":", "progressive-held-float": ":"}
+
+
+def color(alg: str) -> str:
+    return COLORS.get(str(alg), "#7f7f7f")
+
+
+def linestyle(alg: str) -> str:
+    return STYLE.get(str(alg), "-")
+
+
+def caption(fig, claim: str, produced_by: str) -> None:
+    """The caption names the claim the figure checks and the params behind it."""
+    text = f"Claim checked: {claim}\nProduced by: {produced_by}"
+    wrapped = "\n".join(textwrap.fill(line, 160) for line in text.splitlines())
+    fig.text(0.01, 0.005, wrapped, fontsize=7, va="bottom", ha="left", family="monospace")
+
+
+def save(fig, out: Path, name: str, formats: list[str], dpi: int) -> list[Path]:
+    """Write ``name`` in every format, without timestamps (deterministic bytes for DVC)."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for fmt in formats:
+        path = out / f"{name}.{fmt}"
+        meta = {"png": {"Software": None}, "pdf": {"CreationDate": None, "ModDate": None, "Producer": None,
+                                                    "Creator": None},
+                "svg": {"Date": None, "Creator": None}}[fmt]
+        tmp = path.with_name(f".{path.name}.tmp")
+        fig.savefig(tmp, dpi=dpi, metadata=meta, format=fmt)
+        os.replace(tmp, path)
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def describe_params(attrs: dict) -> str:
+    """A one-line summary of the params stored with evaluated results."""
+    pr = attrs.get("params", {})
+    ar = attrs.get("arrays", {})
+    net = pr.get("network", {})
+    tr = pr.get("train", {})
+    ds = pr.get("dataset", {})
+    sizes = "-".join(str(s) for s in attrs.get("sizes", []))
+    return (f"dataset {ds.get('name')} ({sizes}, {net.get('activation')}/{net.get('output')}, loss {net.get('loss')}); "
+            f"lr {tr.get('lr')}, {tr.get('epochs')} epochs; device {ar.get('model')} from {ar.get('source')}, "
+            f"{ar.get('mapping')} mapping, c2c {ar.get('c2c_std')}")
