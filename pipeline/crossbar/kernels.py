@@ -34,8 +34,8 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
-from ..devices.law import apply_pulses
-from .rng import STREAM_PULSE, STREAM_ROUND, key4, normal, uniform
+from ..devices.law import LINEAR, POWER, TABLE, shape_down, shape_up, table_step
+from .rng import STREAM_PULSE, STREAM_ROUND, key3, normal, subkey, uniform
 
 MAP_DIFFERENTIAL, MAP_REFERENCE = 0, 1
 MAPPINGS = {"differential": MAP_DIFFERENTIAL, "reference": MAP_REFERENCE}
@@ -229,13 +229,14 @@ def read_transposed_parallel(g, dev, ph, layer, d, x, key_read, noisy):
 
 
 @njit(cache=True, inline="always")
-def pulse_count(q, ph, key_round, k):
-    """Pulses for a requested change of ``q`` nominal steps (q >= 0), by the encoding, capped."""
+def pulse_count(q, ph, key_round_prefix, flat):
+    """Pulses for a requested change of ``q`` nominal steps (q >= 0), by the encoding, capped.
+    Stochastic rounding draws ``uniform(subkey(key_round_prefix, flat), 0)``."""
     if ph.encoding == ENC_NEAREST:
         n = int(np.floor(q + 0.5))
     elif ph.encoding == ENC_STOCHASTIC:
         fl = np.floor(q)
-        n = int(fl) + (1 if uniform(key_round, k) < q - fl else 0)
+        n = int(fl) + (1 if uniform(subkey(key_round_prefix, flat), 0) < q - fl else 0)
     elif ph.encoding == ENC_FLOOR:
         n = int(np.floor(q))
     else:  # ENC_SIGN
@@ -243,53 +244,105 @@ def pulse_count(q, ph, key_round, k):
     return min(n, ph.n_max)
 
 
-@njit(cache=True, inline="always")
-def _pulse_device(g, dev, ph, pair, idx, n, polarity, seed, step, N):
-    flat = pair * N + idx
-    key = key4(seed, STREAM_PULSE, step, flat)
-    g[pair, idx] = apply_pulses(g[pair, idx], n, polarity, ph.family, dev.g_min[pair, idx], dev.g_max[pair, idx],
-                                dev.dg_up[pair, idx], dev.dg_down[pair, idx], dev.gamma_up[pair, idx],
-                                dev.gamma_down[pair, idx], ph.c2c, key, dev.table[pair, idx], dev.tab_g, dev.tab_nb,
-                                dev.tab_p, dev.tab_np, dev.tab_up, dev.tab_down)
+@njit(cache=True)
+def _table_pulses(gv, n, polarity, gmin, gmax, key, t, dev):
+    """``n`` pulses of a ``table`` device (the ``table`` branch of ``law.apply_pulses``)."""
+    for k in range(n):
+        gv = gv + table_step(gv, polarity, t, dev.tab_g, dev.tab_nb, dev.tab_p, dev.tab_np, dev.tab_up,
+                             dev.tab_down, uniform(key, k))
+        if gv < gmin:
+            gv = gmin
+        elif gv > gmax:
+            gv = gmax
+    return gv
 
 
 @njit(cache=True, inline="always")
-def _update_row(g, dev, ph, layer, i, d_i, a, lr, seed, step, cnt_up, cnt_dn):
-    """Write row i of ``layer`` with ΔW_ij = -lr·d_i·a_j; returns (pulses up, pulses down)."""
-    c, o = dev.cols[layer], dev.off[layer]
-    N = g.shape[1]
+def _pulses(gv, n, polarity, family, gmin, gmax, dg, gamma, c2c, key):
+    """``n`` pulses of one polarity on a parametric device: :func:`pipeline.devices.law.apply_pulses`
+    with the parameters of the polarity already picked (same arithmetic, same result to the bit)."""
+    for k in range(n):
+        x = (gv - gmin) / (gmax - gmin)
+        if polarity > 0:
+            m = dg * shape_up(family, x, gamma)
+        else:
+            m = -dg * shape_down(family, x, gamma)
+        if c2c > 0.0:
+            f = 1.0 + c2c * normal(key, k)
+            m = m * (f if f > 0.0 else 0.0)
+        gv = gv + m
+        if gv < gmin:
+            gv = gmin
+        elif gv > gmax:
+            gv = gmax
+    return gv
+
+
+@njit(cache=True, inline="always")
+def _unpack(dev):
+    return dev.g_min, dev.g_max, dev.dg_up, dev.dg_down, dev.gamma_up, dev.gamma_down, dev.stuck, dev.table
+
+
+@njit(cache=True, inline="always")
+def _route(dw, ph, pot_route, inv_pot, inv_dep):
+    """(pair, polarity, q) of a requested weight change ``dw != 0``: which device, which pulse
+    polarity, and the change in nominal steps of that polarity (``|dw| · inv_pot`` or
+    ``|dw| · inv_dep``, the inverses ``1/dw_pot``, ``1/dw_dep`` computed once per call)."""
+    if ph.mapping == MAP_DIFFERENTIAL:
+        if pot_route:
+            return (0 if dw > 0.0 else 1), 1, abs(dw) * inv_pot
+        return (1 if dw > 0.0 else 0), -1, abs(dw) * inv_dep
+    if dw > 0.0:
+        return 0, 1, dw * inv_pot
+    return 0, -1, -dw * inv_dep
+
+
+@njit(cache=True, inline="always")
+def potentiate_route(ph, step):
+    """Differential mapping: is a positive change written by potentiating G⁺ at this step?"""
+    return ph.policy == POL_POTENTIATE or (ph.policy == POL_ALTERNATE and (step & 1) == 0)
+
+
+@njit(cache=True)
+def _write_run(g, dev, ph, base, count, s, a, kp, kr, pot_route, cnt_up, cnt_dn):
+    """Write cross-points ``base … base+count-1`` with ΔW_j = s·a[j] as pulses; returns (pulses up,
+    pulses down). Device (pair, idx) draws its rounding from ``subkey(kr, pair·N + idx)`` and its
+    pulse k from ``(subkey(kp, pair·N + idx), k)``.
+
+    Speed: this is the hot loop, written out in one function. Numba increments and decrements the
+    reference count of every array handed to a call (or to an ``inline="always"`` function), so
+    inside the loop only scalar helpers are called; the arrays are unpacked once per call, and
+    ``dev`` is handed on only for ``table`` devices."""
     up = 0
     dn = 0
-    if d_i == 0.0:
-        return up, dn
-    # route of a positive weight change for this step: potentiate G+ or depress G-
-    pot_route = ph.policy == POL_POTENTIATE or (ph.policy == POL_ALTERNATE and (step & 1) == 0)
-    for j in range(c):
-        dw = -lr * d_i * a[j]
+    N = g.shape[1]
+    g_min, g_max, dg_up, dg_down, gamma_up, gamma_down, stuck, table = _unpack(dev)
+    family = ph.family
+    c2c = ph.c2c
+    shaped = family == LINEAR or family == POWER
+    inv_pot = 1.0 / ph.dw_pot
+    inv_dep = 1.0 / ph.dw_dep
+    for j in range(count):
+        dw = s * a[j]
         if dw == 0.0:
             continue
-        idx = o + i * c + j
-        if ph.mapping == MAP_DIFFERENTIAL:
-            if pot_route:
-                polarity = 1
-                pair = 0 if dw > 0.0 else 1
-                q = abs(dw) / ph.dw_pot
-            else:
-                polarity = -1
-                pair = 1 if dw > 0.0 else 0
-                q = abs(dw) / ph.dw_dep
-        else:
-            pair = 0
-            if dw > 0.0:
-                polarity = 1
-                q = dw / ph.dw_pot
-            else:
-                polarity = -1
-                q = -dw / ph.dw_dep
-        n = pulse_count(q, ph, key4(seed, STREAM_ROUND, step, pair * N + idx), 0)
-        if n == 0 or dev.stuck[pair, idx] != 0:
+        idx = base + j
+        pair, polarity, q = _route(dw, ph, pot_route, inv_pot, inv_dep)
+        flat = pair * N + idx
+        n = pulse_count(q, ph, kr, flat)
+        if n == 0 or stuck[pair, idx] != 0:
             continue
-        _pulse_device(g, dev, ph, pair, idx, n, polarity, seed, step, N)
+        key = subkey(kp, flat)
+        lo = g_min[pair, idx]
+        hi = g_max[pair, idx]
+        if family == TABLE:
+            g[pair, idx] = _table_pulses(g[pair, idx], n, polarity, lo, hi, key, table[pair, idx], dev)
+        elif polarity > 0:
+            gam = gamma_up[pair, idx] if shaped else 0.0
+            g[pair, idx] = _pulses(g[pair, idx], n, 1, family, lo, hi, dg_up[pair, idx], gam, c2c, key)
+        else:
+            gam = gamma_down[pair, idx] if shaped else 0.0
+            g[pair, idx] = _pulses(g[pair, idx], n, -1, family, lo, hi, dg_down[pair, idx], gam, c2c, key)
         if polarity > 0:
             cnt_up[pair, idx] += n
             up += n
@@ -299,13 +352,25 @@ def _update_row(g, dev, ph, layer, i, d_i, a, lr, seed, step, cnt_up, cnt_dn):
     return up, dn
 
 
+@njit(cache=True, inline="always")
+def _update_row(g, dev, ph, layer, i, d_i, a, lr, kp, kr, pot_route, cnt_up, cnt_dn):
+    """Write row i of ``layer`` with ΔW_ij = -lr·d_i·a_j; returns (pulses up, pulses down)."""
+    if d_i == 0.0:
+        return 0, 0
+    c = dev.cols[layer]
+    return _write_run(g, dev, ph, dev.off[layer] + i * c, c, -lr * d_i, a, kp, kr, pot_route, cnt_up, cnt_dn)
+
+
 @njit(cache=True)
 def update_layer_serial(g, dev, ph, layer, d, a, lr, seed, step, cnt_up, cnt_dn):
     """Apply ΔW = -lr·d·aᵀ to ``layer`` as pulses; returns (pulses up, pulses down)."""
+    kp = key3(seed, STREAM_PULSE, step)
+    kr = key3(seed, STREAM_ROUND, step)
+    pot = potentiate_route(ph, step)
     up = 0
     dn = 0
     for i in range(dev.rows[layer]):
-        u, v = _update_row(g, dev, ph, layer, i, d[i], a, lr, seed, step, cnt_up, cnt_dn)
+        u, v = _update_row(g, dev, ph, layer, i, d[i], a, lr, kp, kr, pot, cnt_up, cnt_dn, )
         up += u
         dn += v
     return up, dn
@@ -314,11 +379,14 @@ def update_layer_serial(g, dev, ph, layer, d, a, lr, seed, step, cnt_up, cnt_dn)
 @njit(cache=True, parallel=True)
 def update_layer_parallel(g, dev, ph, layer, d, a, lr, seed, step, cnt_up, cnt_dn):
     """:func:`update_layer_serial` with rows spread over threads (bit-identical result)."""
+    kp = key3(seed, STREAM_PULSE, step)
+    kr = key3(seed, STREAM_ROUND, step)
+    pot = potentiate_route(ph, step)
     r = dev.rows[layer]
     ups = np.zeros(r, np.int64)
     dns = np.zeros(r, np.int64)
     for i in prange(r):
-        u, v = _update_row(g, dev, ph, layer, i, d[i], a, lr, seed, step, cnt_up, cnt_dn)
+        u, v = _update_row(g, dev, ph, layer, i, d[i], a, lr, kp, kr, pot, cnt_up, cnt_dn, )
         ups[i] = u
         dns[i] = v
     return ups.sum(), dns.sum()
@@ -330,6 +398,15 @@ def update_layer(g, dev, ph, layer, d, a, lr, seed, step, cnt_up, cnt_dn):
     if dev.rows[layer] * dev.cols[layer] * g.shape[0] >= ph.parallel_min:
         return update_layer_parallel(g, dev, ph, layer, d, a, lr, seed, step, cnt_up, cnt_dn)
     return update_layer_serial(g, dev, ph, layer, d, a, lr, seed, step, cnt_up, cnt_dn)
+
+
+@njit(cache=True)
+def program(g, dev, ph, dw, seed, step, cnt_up, cnt_dn):
+    """Write an arbitrary per-cross-point weight change ``dw`` (N,) as counted pulses, with the
+    encoding, routing and device law of :func:`update_layer` (used to program initial weights);
+    returns (pulses up, pulses down)."""
+    return _write_run(g, dev, ph, 0, g.shape[1], 1.0, dw, key3(seed, STREAM_PULSE, step),
+                      key3(seed, STREAM_ROUND, step), potentiate_route(ph, step), cnt_up, cnt_dn)
 
 
 @njit(cache=True)

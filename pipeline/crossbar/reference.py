@@ -1,0 +1,209 @@
+"""NumPy reference of every crossbar kernel (slow, written straight from DESIGN §1.3–1.4; used only
+by the tests). Loops run over devices and pulses in Python with scalar arithmetic; randomness
+comes from the scalar references of :mod:`pipeline.crossbar.rng`, keyed exactly as the kernels
+key it: pulse k of device (pair, idx) at ``step`` draws ``(key4(seed, STREAM_PULSE, step,
+pair·N + idx), k)``, its stochastic rounding ``(key4(seed, STREAM_ROUND, step, pair·N + idx), 0)``,
+output line i of a read ``(key_read, i)``.
+
+Also :func:`random_array`, a random one-or-more-layer array of any family for tests and
+benchmarks.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..devices import law
+from . import kernels as K
+from .rng import STREAM_PULSE, STREAM_ROUND, key4_np, normal_key_np, uniform_key_np
+
+# ------------------------------------------------------------------------------------- weights
+
+
+def weights(g, dev, ph, layer):
+    r, c, o = int(dev.rows[layer]), int(dev.cols[layer]), int(dev.off[layer])
+    sl = slice(o, o + r * c)
+    if ph.mapping == K.MAP_DIFFERENTIAL:
+        return ((g[0, sl] - g[1, sl]) / ph.g_scale).reshape(r, c)
+    return ((g[0, sl] - ph.g_ref) / ph.g_scale).reshape(r, c)
+
+
+def _read_out(y, ph, scale, key_read, noisy):
+    """Read noise (std read_noise·w_max·‖v‖₂·√P), clipping, ADC on a vector of outputs."""
+    y = np.array(y, float)
+    if noisy and ph.read_noise > 0:
+        y = y + ph.read_noise * ph.w_max * scale * np.array([normal_key_np(key_read, i) for i in range(len(y))])
+    if ph.out_clip > 0:
+        y = np.clip(y, -ph.out_clip, ph.out_clip)
+    if ph.adc_bits > 0:
+        q = 2 * ph.adc_range / (2.0 ** ph.adc_bits - 1)
+        y = np.floor(np.clip(y, -ph.adc_range, ph.adc_range) / q + 0.5) * q
+    return y
+
+
+def read_forward(g, dev, ph, layer, x, key_read, noisy):
+    """y = W x with the read model."""
+    P = g.shape[0]
+    return _read_out(weights(g, dev, ph, layer) @ x, ph, math.sqrt(P * float(x @ x)), key_read, noisy)
+
+
+def read_transposed(g, dev, ph, layer, d, key_read, noisy):
+    """x = Wᵀ d with the read model."""
+    P = g.shape[0]
+    return _read_out(weights(g, dev, ph, layer).T @ d, ph, math.sqrt(P * float(d @ d)), key_read, noisy)
+
+
+# -------------------------------------------------------------------------------------- pulses
+
+
+def pulse_count(q, ph, key_round):
+    """n = round(q) by the encoding, capped at n_max."""
+    if ph.encoding == K.ENC_NEAREST:
+        n = math.floor(q + 0.5)
+    elif ph.encoding == K.ENC_STOCHASTIC:
+        n = math.floor(q) + (1 if uniform_key_np(key_round, 0) < q - math.floor(q) else 0)
+    elif ph.encoding == K.ENC_FLOOR:
+        n = math.floor(q)
+    else:
+        n = 1 if q > ph.threshold else 0
+    return min(int(n), ph.n_max)
+
+
+def table_step(g, polarity, t, dev, u):
+    """ΔG from table t: nearest bin centre (first on a tie), linear interpolation along the CDF."""
+    nb, m = int(dev.tab_nb[t]), int(dev.tab_np[t])
+    k = int(np.argmin(np.abs(dev.tab_g[t, :nb] - g)))
+    tab = dev.tab_up if polarity > 0 else dev.tab_down
+    return float(np.interp(u, dev.tab_p[t, :m], tab[t, :m, k]))
+
+
+def apply_pulses(gv, n, polarity, ph, dev, pair, idx, key):
+    """n pulses of one polarity through the device law (DESIGN §1.3), one at a time."""
+    lo, hi = float(dev.g_min[pair, idx]), float(dev.g_max[pair, idx])
+    for k in range(n):
+        if ph.family == law.TABLE:
+            step = table_step(gv, polarity, int(dev.table[pair, idx]), dev, uniform_key_np(key, k))
+        else:
+            x = min(max((gv - lo) / (hi - lo), 0.0), 1.0)
+            if polarity > 0:
+                gam = float(dev.gamma_up[pair, idx])
+                s = {law.CONSTANT: 1.0, law.LINEAR: max(1.0 - gam * x, 0.0), law.SOFT_BOUNDS: 1.0 - x,
+                     law.POWER: (1.0 - x) ** gam}[ph.family]
+                step = float(dev.dg_up[pair, idx]) * s
+            else:
+                gam = float(dev.gamma_down[pair, idx])
+                s = {law.CONSTANT: 1.0, law.LINEAR: max(1.0 - gam * (1.0 - x), 0.0), law.SOFT_BOUNDS: x,
+                     law.POWER: x ** gam}[ph.family]
+                step = -float(dev.dg_down[pair, idx]) * s
+            if ph.c2c > 0:
+                step *= max(1.0 + ph.c2c * normal_key_np(key, k), 0.0)
+        gv = min(max(gv + step, lo), hi)
+    return gv
+
+
+def route(dw, ph, step):
+    """(pair, polarity, q) of a requested change dw (DESIGN §1.4)."""
+    pot = ph.policy == K.POL_POTENTIATE or (ph.policy == K.POL_ALTERNATE and step % 2 == 0)
+    if ph.mapping == K.MAP_DIFFERENTIAL:
+        if pot:
+            return (0 if dw > 0 else 1), 1, abs(dw) * (1.0 / ph.dw_pot)
+        return (1 if dw > 0 else 0), -1, abs(dw) * (1.0 / ph.dw_dep)
+    return (0, 1, dw * (1.0 / ph.dw_pot)) if dw > 0 else (0, -1, -dw * (1.0 / ph.dw_dep))
+
+
+def program(g, dev, ph, dw, seed, step, cnt_up, cnt_dn):
+    """Write per-cross-point changes dw (N,) as pulses; returns new (g, cnt_up, cnt_dn, up, dn)."""
+    g, cnt_up, cnt_dn = g.copy(), cnt_up.copy(), cnt_dn.copy()
+    N = g.shape[1]
+    up = dn = 0
+    for idx in np.flatnonzero(dw):
+        pair, pol, q = route(float(dw[idx]), ph, step)
+        flat = pair * N + int(idx)
+        n = pulse_count(q, ph, key4_np(seed, STREAM_ROUND, step, flat))
+        if n == 0 or dev.stuck[pair, idx]:
+            continue
+        g[pair, idx] = apply_pulses(float(g[pair, idx]), n, pol, ph, dev, pair, idx,
+                                    key4_np(seed, STREAM_PULSE, step, flat))
+        if pol > 0:
+            cnt_up[pair, idx] += n
+            up += n
+        else:
+            cnt_dn[pair, idx] += n
+            dn += n
+    return g, cnt_up, cnt_dn, up, dn
+
+
+def update_layer(g, dev, ph, layer, d, a, lr, seed, step, cnt_up, cnt_dn):
+    """ΔW = -lr·d·aᵀ on ``layer`` (ΔW_ij = (-lr·d_i)·a_j) as pulses."""
+    r, c, o = int(dev.rows[layer]), int(dev.cols[layer]), int(dev.off[layer])
+    dw = np.zeros(g.shape[1])
+    dw[o:o + r * c] = ((-lr * np.asarray(d, float))[:, None] * np.asarray(a, float)[None, :]).ravel()
+    return program(g, dev, ph, dw, seed, step, cnt_up, cnt_dn)
+
+
+def drift(g, dev, ph):
+    """G ← G_rest + (G − G_rest)·drift for free devices, G_rest = G_min + drift_rest·(G_max − G_min)."""
+    if ph.drift >= 1.0:
+        return g.copy()
+    rest = dev.g_min + ph.drift_rest * (dev.g_max - dev.g_min)
+    return np.where(dev.stuck != 0, g, rest + (g - rest) * ph.drift)
+
+
+# ----------------------------------------------------------------------------- random arrays
+
+
+def random_tables(rng, T=3, B=6, M=5, g_lo=3e-4, g_hi=1e-3):
+    """T look-up tables with B bins and M CDF points: increasing steps of a few µS, decreasing
+    towards the top (up) or the bottom (down) of the range, sorted along the CDF."""
+    tab_g = np.sort(rng.uniform(g_lo, g_hi, (T, B)), axis=1)
+    tab_p = np.tile(np.linspace(0.0, 1.0, M), (T, 1))
+    x = (tab_g - g_lo) / (g_hi - g_lo)
+    base = np.sort(rng.uniform(0.2, 1.8, (T, M)), axis=1)[:, :, None]
+    tab_up = 1e-5 * base * (1.05 - x)[:, None, :]
+    tab_down = -1e-5 * base[:, ::-1] * (0.05 + x)[:, None, :]
+    return (tab_g, np.full(T, B, np.int64), tab_p, np.full(T, M, np.int64), tab_up, tab_down)
+
+
+def random_array(rng, sizes=(5, 4), *, family=law.SOFT_BOUNDS, mapping=K.MAP_DIFFERENTIAL, spread=0.1,
+                 stuck_fraction=0.0, parallel_min=1 << 40, **physics):
+    """Random (g, dev, ph) of a network with layer widths ``sizes`` (input first; bias columns
+    added), per-device parameters with ``spread`` relative d2d variation. ``physics`` overrides
+    fields of :class:`~pipeline.crossbar.kernels.Physics`."""
+    rows = np.asarray(sizes[1:], np.int64)
+    cols = np.asarray([s + 1 for s in sizes[:-1]], np.int64)
+    off = np.concatenate([[0], np.cumsum(rows * cols)]).astype(np.int64)
+    P = 2 if mapping == K.MAP_DIFFERENTIAL else 1
+    N = int(off[-1])
+
+    def draw(mean):
+        return np.ascontiguousarray(mean * np.abs(1.0 + spread * rng.standard_normal((P, N))))
+
+    if family == law.TABLE:
+        tabs = random_tables(rng)
+        table = rng.integers(0, len(tabs[1]), (P, N)).astype(np.int64)
+        g_min, g_max = tabs[0][table, 0], tabs[0][table, -1]
+    else:
+        tabs = law.empty_tables()
+        table = np.zeros((P, N), np.int64)
+        g_min = draw(3e-4)
+        g_max = g_min + draw(7e-4)
+    stuck = (rng.random((P, N)) < stuck_fraction).astype(np.uint8)
+    dev = K.Devices(g_min, g_max, draw(1.4e-5), draw(1e-5), draw(0.8), draw(1.5), stuck, table,
+                    *(np.ascontiguousarray(t) for t in tabs), off, rows, cols)
+    g = np.ascontiguousarray(g_min + rng.uniform(0.0, 1.0, (P, N)) * (g_max - g_min))
+    fields = dict(family=int(family), mapping=int(mapping), g_scale=7e-4, g_ref=6.5e-4, c2c=0.3, read_noise=0.0,
+                  w_max=1.0, adc_bits=0, adc_range=4.0, out_clip=0.0, drift=1.0, drift_rest=0.5,
+                  encoding=K.ENC_NEAREST, n_max=31, threshold=0.5, policy=K.POL_ALTERNATE, dw_pot=1e-2,
+                  dw_dep=1e-2, parallel_min=int(parallel_min))
+    fields.update(physics)
+    return g, dev, make_physics(**fields)
+
+
+def make_physics(**fields):
+    """Physics with every field cast to its declared type (one numba signature for all tests)."""
+    return K.Physics(**{k: int(fields[k]) if k in _INT_FIELDS else float(fields[k]) for k in K.Physics._fields})
+
+
+_INT_FIELDS = {"family", "mapping", "adc_bits", "encoding", "n_max", "policy", "parallel_min"}
