@@ -275,12 +275,19 @@ def bench_training(quick: bool = typer.Option(False, "--quick")):
 # ------------------------------------------------------------------------------------------ main
 
 
+GLOBAL_FLAGS = ("--debug", "--quiet", "-q", "--verbose", "-v")
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the app, turning input errors into one line and exit status 2."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Entry point: run the app, turning input errors into one line and exit status 2.
+
+    The global flags (--debug, --quiet, --verbose) are accepted anywhere on the line."""
+    argv = list(sys.argv[1:] if argv is None else argv) or ["--help"]
+    flags = [a for a in argv if a in GLOBAL_FLAGS]
+    argv = flags + [a for a in argv if a not in GLOBAL_FLAGS]
     debug = "--debug" in argv or os.environ.get("ECRAM_DEBUG") == "1"
     try:
-        app(args=argv, standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False, prog_name="ecram")
     except InputError as exc:
         if debug:
             raise
@@ -289,18 +296,12 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         raise SystemExit(130)
-    except SystemExit:
-        raise
-    except Exception as exc:  # click usage errors come as click exceptions
-        import click
-
-        if isinstance(exc, click.exceptions.Abort):
-            raise SystemExit(130)
-        if isinstance(exc, click.ClickException):
-            if debug:
-                raise
+    except (typer.Exit, typer.Abort) as exc:
+        raise SystemExit(getattr(exc, "exit_code", 130))
+    except Exception as exc:  # usage errors of the command-line parser
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code") and not debug:
             typer.echo(f"error: {exc.format_message()}", err=True)
             raise SystemExit(2)
-        if isinstance(exc, click.exceptions.Exit):
-            raise SystemExit(exc.exit_code)
         raise
+    if isinstance(rc, int) and rc:
+        raise SystemExit(rc)

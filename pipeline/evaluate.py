@@ -73,7 +73,7 @@ def collect(found: dict[tuple[str, int], Path]) -> xr.Dataset:
         conf[i, j] = ds.confusion.values
         held[i] = ds.attrs["values_held"]
         rps[i] = ds.attrs["reads_per_sample"]
-        attrs = {"sizes": ds.attrs["sizes"], "arrays": ds.attrs["arrays"], "params": ds.attrs["params"]}
+        attrs = {k: ds.attrs[k] for k in ("sizes", "arrays", "params", "samples_per_epoch", "test_samples")}
         if seed == seeds[0] and not ds.attrs["float"]:
             keep = [v for v in ds.data_vars if v.startswith(("G_", "pulses_up_", "pulses_down_"))]
             traj[alg] = ds[keep]

@@ -100,6 +100,7 @@ class Recorder:
         P = net.g0.shape[0]
         steps = snapshot_steps(len(su.data.y_train), epochs, p.record.every)
         attrs = {"algorithm": su.algorithm, "seed": su.seed, "sizes": net.sizes, "float": flt,
+                 "samples_per_epoch": len(su.data.y_train), "test_samples": len(su.data.y_test),
                  "arrays": net.attrs, "params": {k: config.to_dict(getattr(p, k)) for k in
                                                  ("base", "network", "dataset", "train", "record")},
                  "values_held": ledger_mod.values_held(su.algorithm, net.sizes),
