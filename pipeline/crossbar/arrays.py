@@ -3,7 +3,8 @@
 Per-device parameters are drawn from the fitted population of ``device.yaml`` with NumPy
 generators spawned from ``SeedSequence(base.seed)`` (truncated normal or log-normal per
 parameter, correlations kept where the fit gives them); stuck devices; initial conductances
-(mid-range with spread). The draw is stored data (``arrays.zarr``), never recomputed.
+(mid-range with spread, or random initial weights programmed by counted pulses through the device
+law). The draw is stored data (``arrays.zarr``), never recomputed.
 
 ``Network`` bundles what the kernels need: :class:`~pipeline.crossbar.kernels.Devices`,
 :class:`~pipeline.crossbar.kernels.Physics` and the initial conductances.
@@ -127,26 +128,15 @@ def nominal_steps(spec: dspec.DeviceSpec, tables) -> tuple[float, float]:
 
 
 def load_tables(spec: dspec.DeviceSpec):
-    """Stacked look-up tables of a ``table`` device (bins padded with the last bin)."""
+    """Stacked look-up tables of a ``table`` device (``tab_g, tab_nb, tab_p, tab_np, tab_up,
+    tab_down`` as the kernels take them; padded bins repeat the last centre)."""
     from ..devices import readers
 
     src = Path(spec.table["source"])
-    luts = readers.read_lut(src)
-    B = max(len(t.g_bins) for t in luts)
-    M = max(len(t.p) for t in luts)
-    T = len(luts)
-    tab_g = np.zeros((T, B))
-    tab_p = np.zeros((T, M))
-    tab_up = np.zeros((T, M, B))
-    tab_down = np.zeros((T, M, B))
-    tab_nb = np.zeros(T, np.int64)
-    tab_np = np.zeros(T, np.int64)
-    for t, lut in enumerate(luts):
-        b, m = len(lut.g_bins), len(lut.p)
-        tab_g[t, :b], tab_p[t, :m] = lut.g_bins, lut.p
-        tab_up[t, :m, :b], tab_down[t, :m, :b] = lut.up, lut.down
-        tab_nb[t], tab_np[t] = b, m
-    return tab_g, tab_nb, tab_p, tab_np, tab_up, tab_down
+    luts = readers.read_characterization(src)
+    if not isinstance(luts, readers.LutSet):
+        raise InputError(f"device.yaml: table.source ({src})", "expected a look-up-table folder (dG_increasing / dG_decreasing files)")
+    return tuple(np.ascontiguousarray(getattr(luts, nm)) for nm in ("tab_g", "tab_nb", "tab_p", "tab_np", "tab_up", "tab_down"))
 
 
 def build(p, spec: dspec.DeviceSpec, sizes: list[int]) -> Network:
@@ -181,10 +171,10 @@ def build(p, spec: dspec.DeviceSpec, sizes: list[int]) -> Network:
     mean_range = float(np.mean(pars["g_max"] - pars["g_min"]))
     g_scale = mean_range / a.w_max
     g_ref = float(np.mean(pars["g_min"])) + a.g_ref * mean_range
-    if a.mapping == "reference" and not (pars["g_min"].max() <= g_ref <= pars["g_max"].min()):
-        lo, hi = float(pars["g_min"].max()), float(pars["g_max"].min())
-        if not lo < g_ref < hi:
-            raise InputError("array.g_ref", f"reference conductance {g_ref:.4g} S lies outside the range every device covers ({lo:.4g}..{hi:.4g} S)")
+    lo, hi = float(pars["g_min"].max()), float(pars["g_max"].min())
+    if a.mapping == "reference" and not lo <= g_ref <= hi:
+        raise InputError("array.g_ref", f"got {a.g_ref} (G_ref = {g_ref:.4g} S), which lies outside the range every device "
+                                        f"covers ({lo:.4g}..{hi:.4g} S); expected a fraction that keeps G_ref inside it")
     stuck = np.zeros((P, N), np.uint8)
     x0 = np.clip(rng_init.normal(a.init_center, a.init_spread, size=(P, N)), 0.0, 1.0)
     g0 = pars["g_min"] + x0 * (pars["g_max"] - pars["g_min"])
@@ -198,10 +188,40 @@ def build(p, spec: dspec.DeviceSpec, sizes: list[int]) -> Network:
                     *(c(t) for t in tables), off, rows, cols)
     ph = physics(p, family=family, mapping=a.mapping, g_scale=g_scale, g_ref=g_ref,
                  c2c=0.0 if use_table else spec.c2c_std, dw_pot=up / g_scale, dw_dep=dn / g_scale)
+    g0 = c(g0, np.float64)
     attrs = {"model": "table" if use_table else spec.model, "source": spec.source, "mapping": a.mapping,
              "g_scale_S": g_scale, "g_ref_S": g_ref, "dg_nominal_up_S": up, "dg_nominal_down_S": dn,
-             "c2c_std": ph.c2c, "sizes": list(map(int, sizes)), "seed": int(p.base.seed)}
-    return Network(dev, ph, c(g0, np.float64), list(sizes), attrs)
+             "c2c_std": ph.c2c, "sizes": list(map(int, sizes)), "seed": int(p.base.seed), "init": a.init}
+    if a.init == "programmed":
+        attrs["init_pulses"] = program_weights(g0, dev, ph, target_weights(sizes, a, rng_init), seed=p.base.seed)
+    return Network(dev, ph, g0, list(sizes), attrs)
+
+
+PROGRAM_PASSES = 3
+STREAM_PROGRAM_STEP = 1 << 50  # steps of the initial programming, apart from any training step
+
+
+def target_weights(sizes: list[int], a, rng: np.random.Generator) -> np.ndarray:
+    """Initial weights to program, flat (N,): U(-b, b) per layer, b = init_weight/√fan-in (≤ w_max)."""
+    out = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        b = min(a.init_weight / np.sqrt(fan_in + 1), a.w_max)
+        out.append(rng.uniform(-b, b, fan_out * (fan_in + 1)))
+    return np.concatenate(out)
+
+
+def program_weights(g: np.ndarray, dev: K.Devices, ph: K.Physics, target: np.ndarray, *, seed: int) -> dict:
+    """Program ``target`` weights by counted pulses (write, read back, write the rest; a few
+    passes), through the same encoding and device law as training, without a pulse cap.
+    Changes ``g`` in place; returns the pulses used and the remaining weight error."""
+    prog = ph._replace(n_max=1 << 30, encoding=K.ENC_NEAREST)
+    cu, cd = np.zeros(g.shape, np.int64), np.zeros(g.shape, np.int64)
+    for k in range(PROGRAM_PASSES):
+        dw = np.ascontiguousarray(target - initial_weights(g, ph))
+        K.program(g, dev, prog, dw, seed, STREAM_PROGRAM_STEP + k, cu, cd)
+    err = target - initial_weights(g, ph)
+    return {"pulses_up": int(cu.sum()), "pulses_down": int(cd.sum()), "passes": PROGRAM_PASSES,
+            "rms_weight_error": float(np.sqrt(np.mean(err ** 2)))}
 
 
 def physics(p, *, family, mapping, g_scale, g_ref, c2c, dw_pot, dw_dep) -> K.Physics:

@@ -1,0 +1,83 @@
+"""Bit-identical conductances for any thread count (subprocesses with NUMBA_NUM_THREADS=1 and 2,
+threaded kernels forced with parallel_min=1) and when an update sequence is split at any step."""
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.crossbar import kernels as K
+from pipeline.crossbar import reference as R
+from pipeline.devices import law
+
+ROOT = Path(__file__).resolve().parents[1]
+STEPS = 6
+SCRIPT = """
+import sys, numba
+sys.path.insert(0, {root!r})
+from tests.test_threads import digest, run
+print(numba.get_num_threads(), digest(run(0, {steps})))
+"""
+
+
+def arrays(parallel_min=1):
+    """Two small networks (soft-bounds, table), threaded kernels (``parallel_min=1``), noisy reads,
+    stochastic rounding."""
+    out = []
+    for k, family in enumerate((law.SOFT_BOUNDS, law.TABLE)):
+        g, dev, ph = R.random_array(np.random.default_rng(k), (40, 33, 5), family=family, parallel_min=parallel_min,
+                                    read_noise=0.02, encoding=K.ENC_STOCHASTIC)
+        out.append((dev, ph, [g, np.zeros(g.shape, np.int64), np.zeros(g.shape, np.int64), b""]))
+    return out
+
+
+def run(start, stop, states=None, parallel_min=1):
+    """Steps ``start … stop-1`` (a forward and a transposed read, then both layers written) on
+    each network; ``states`` ([g, cnt_up, cnt_dn, read bytes] per network) continues a sequence."""
+    nets = arrays(parallel_min)
+    for (dev, ph, st), given in zip(nets, states or [None] * len(nets)):
+        if given is not None:
+            st[:] = [np.copy(v) for v in given[:3]] + [given[3]]
+        g, cu, cd = st[:3]
+        y, x = np.empty(33), np.empty(41)
+        for s in range(start, stop):
+            srng = np.random.default_rng(1000 + s)
+            K.read_fwd(g, dev, ph, 0, srng.uniform(0, 1, 41), y, np.uint64(s), True)
+            K.read_tr(g, dev, ph, 0, y, x, np.uint64(s), True)
+            for layer in (0, 1):
+                d = srng.normal(size=int(dev.rows[layer]))
+                a = srng.normal(size=int(dev.cols[layer])) * 0.05
+                K.update_layer(g, dev, ph, layer, d, a, 0.5, 3, s, cu, cd)
+            st[3] += y.tobytes() + x.tobytes()
+    return [st for _, _, st in nets]
+
+
+def digest(states):
+    h = hashlib.sha256()
+    for g, cu, cd, reads in states:
+        h.update(g.tobytes() + cu.tobytes() + cd.tobytes() + reads)
+    return h.hexdigest()
+
+
+def test_thread_count_does_not_change_results():
+    digests = []
+    for n in (1, 2):
+        env = dict(os.environ, NUMBA_NUM_THREADS=str(n))
+        res = subprocess.run([sys.executable, "-c", SCRIPT.format(root=str(ROOT), steps=STEPS)], env=env, cwd=ROOT,
+                             capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stderr[-2000:]
+        threads, dig = res.stdout.split()
+        assert threads == str(n)
+        digests.append(dig)
+    assert digests[0] == digests[1] == digest(run(0, STEPS)) == digest(run(0, STEPS, parallel_min=1 << 40))
+
+
+def test_split_at_any_step_is_identical():
+    full = digest(run(0, STEPS))
+    for cut in range(STEPS + 1):
+        first = run(0, cut)
+        saved = [[np.array(v, copy=True) for v in st[:3]] + [st[3]] for st in first]  # what a checkpoint holds
+        assert digest(run(cut, STEPS, saved)) == full, cut
