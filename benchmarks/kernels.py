@@ -27,10 +27,13 @@ import platform
 import time
 from pathlib import Path
 
-import numba
 import numpy as np
 
+import pipeline  # noqa: F401  (first: sets the numba cache folder before numba is imported)
+import numba  # noqa: E402
+
 from pipeline.crossbar import kernels as K
+from pipeline.crossbar.rng import key4
 from pipeline.devices import law
 
 SIZES = [(64, 32), (256, 256), (784, 256), (1024, 1024)]
@@ -97,8 +100,8 @@ def time_kernels(rows, cols, threads, repeats, budget_s=0.05):
         upd, fwd, tr = K.update_layer_parallel, K.read_forward_parallel, K.read_transposed_parallel
     fns = {
         "update": lambda s: upd(g, dev, ph, 0, d, a, lr, 7, s, cu, cd),
-        "forward": lambda s: fwd(g, dev, ph, 0, x, y, np.uint64(s), True),
-        "transposed": lambda s: tr(g, dev, ph, 0, d, xt, np.uint64(s), True),
+        "forward": lambda s: fwd(g, dev, ph, 0, x, y, key4(0, 1000, s, 0), True),
+        "transposed": lambda s: tr(g, dev, ph, 0, d, xt, key4(0, 1000, s, 0), True),
     }
     out = {}
     for name, fn in fns.items():
@@ -135,11 +138,13 @@ READ_BYTES = 8
 def main(quick: bool = False) -> dict:
     sizes = SIZES[:2] if quick else SIZES
     repeats = 5 if quick else 15
-    prev = numba.get_num_threads()
+    # 1 thread: the serial kernels; 2 threads: the prange kernels on a pool of 2. The pool size is
+    # set once: with numba's OpenMP layer, lowering it to 1 and raising it again makes every later
+    # parallel call take ~20 ms (seen with numba 0.61 / libgomp).
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
     rows_out = []
     for rows, cols in sizes:
         for threads in (1, 2):
-            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
             t, calls = time_kernels(rows, cols, threads, repeats, budget_s=0.1 if quick else 0.4)
             n = rows * cols
             rec = {"rows": rows, "cols": cols, "threads": threads}
@@ -149,7 +154,6 @@ def main(quick: bool = False) -> dict:
             rows_out.append(rec)
             print(f"{rows:5d}x{cols:<5d} {threads} thr  update {n / t['update']:.3e}  forward {n / t['forward']:.3e}  "
                   f"transposed {n / t['transposed']:.3e} device-ops/s", flush=True)
-    numba.set_num_threads(prev)
     bw = stream_bandwidth()
     big = [r for r in rows_out if (r["rows"], r["cols"]) == sizes[-1] and r["threads"] == 2][0]
     res = {

@@ -101,3 +101,16 @@ def test_constant_device_without_noise_gives_n_dg(c, n):
         want = want + np.where(sign > 0, dev.dg_up, -dev.dg_down)
     assert np.array_equal(g, want)
     assert np.array_equal(cu + cd, np.full(g.shape, n))
+
+
+def test_nan_and_infinite_requests():
+    """A NaN request writes nothing; an infinite one gives the capped pulse count."""
+    g, dev, ph, d, a = _setup(dict(family=law.SOFT_BOUNDS, mapping=K.MAP_REFERENCE, encoding=K.ENC_NEAREST, policy=0,
+                                   n_max=5, c2c=0.3, seed=1, scale=1.0), stuck=0.0)
+    dw = np.zeros(g.shape[1])
+    dw[:3] = [np.nan, np.inf, -np.inf]
+    cu, cd = np.zeros(g.shape, np.int64), np.zeros(g.shape, np.int64)
+    g0 = g.copy()
+    assert K.program(g, dev, ph, dw, 1, 2, cu, cd) == (5, 5)
+    assert g[0, 0] == g0[0, 0] and cu[0, 1] == 5 and cd[0, 2] == 5
+    assert R.program(g0, dev, ph, dw, 1, 2, cu * 0, cd * 0)[3:] == (5, 5)

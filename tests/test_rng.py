@@ -5,9 +5,9 @@ import math
 
 import numpy as np
 import pytest
-from numba import njit
 
-from pipeline.crossbar import rng
+from pipeline.crossbar import rng  # first: pipeline sets the numba cache folder
+from numba import njit  # noqa: E402, I001
 
 
 @njit(cache=True)

@@ -228,10 +228,17 @@ def read_transposed_parallel(g, dev, ph, layer, d, x, key_read, noisy):
 # ---------------------------------------------------------------------------------------- updates
 
 
+Q_HUGE = 4.0e18  # requests are clamped here before int() (the n_max cap applies anyway)
+
+
 @njit(cache=True, inline="always")
 def pulse_count(q, ph, key_round_prefix, flat):
     """Pulses for a requested change of ``q`` nominal steps (q >= 0), by the encoding, capped.
-    Stochastic rounding draws ``uniform(subkey(key_round_prefix, flat), 0)``."""
+    Stochastic rounding draws ``uniform(subkey(key_round_prefix, flat), 0)``. A NaN request gives
+    no pulse; a huge one (up to inf) the cap."""
+    if not q > 0.0:
+        return 0
+    q = min(q, Q_HUGE)
     if ph.encoding == ENC_NEAREST:
         n = int(np.floor(q + 0.5))
     elif ph.encoding == ENC_STOCHASTIC:
@@ -303,16 +310,20 @@ def potentiate_route(ph, step):
     return ph.policy == POL_POTENTIATE or (ph.policy == POL_ALTERNATE and (step & 1) == 0)
 
 
-@njit(cache=True)
-def _write_run(g, dev, ph, base, count, s, a, kp, kr, pot_route, cnt_up, cnt_dn):
-    """Write cross-points ``base … base+count-1`` with ΔW_j = s·a[j] as pulses; returns (pulses up,
-    pulses down). Device (pair, idx) draws its rounding from ``subkey(kr, pair·N + idx)`` and its
-    pulse k from ``(subkey(kp, pair·N + idx), k)``.
+ROW_BLOCK = 8  # rows per task of the threaded update
+
+
+@njit(cache=True, error_model="numpy")
+def _write_rows(g, dev, ph, base, c, i0, i1, d, a, lr, kp, kr, pot_route, cnt_up, cnt_dn):
+    """Write rows ``i0 … i1-1`` of a ``c``-column block of cross-points starting at flat index
+    ``base``, with ΔW_ij = (-lr·d_i)·a_j, as pulses; returns (pulses up, pulses down). Device
+    (pair, idx) draws its rounding from ``subkey(kr, pair·N + idx)`` and its pulse k from
+    ``(subkey(kp, pair·N + idx), k)``.
 
     Speed: this is the hot loop, written out in one function. Numba increments and decrements the
-    reference count of every array handed to a call (or to an ``inline="always"`` function), so
-    inside the loop only scalar helpers are called; the arrays are unpacked once per call, and
-    ``dev`` is handed on only for ``table`` devices."""
+    reference count of every array handed to a call (or to an ``inline="always"`` function) —
+    atomics on counters that threads share — so the loop calls only scalar helpers, the arrays are
+    unpacked once per block of rows, and ``dev`` is handed on only for ``table`` devices."""
     up = 0
     dn = 0
     N = g.shape[1]
@@ -322,73 +333,65 @@ def _write_run(g, dev, ph, base, count, s, a, kp, kr, pot_route, cnt_up, cnt_dn)
     shaped = family == LINEAR or family == POWER
     inv_pot = 1.0 / ph.dw_pot
     inv_dep = 1.0 / ph.dw_dep
-    for j in range(count):
-        dw = s * a[j]
-        if dw == 0.0:
+    for i in range(i0, i1):
+        if d[i] == 0.0:
             continue
-        idx = base + j
-        pair, polarity, q = _route(dw, ph, pot_route, inv_pot, inv_dep)
-        flat = pair * N + idx
-        n = pulse_count(q, ph, kr, flat)
-        if n == 0 or stuck[pair, idx] != 0:
-            continue
-        key = subkey(kp, flat)
-        lo = g_min[pair, idx]
-        hi = g_max[pair, idx]
-        if family == TABLE:
-            g[pair, idx] = _table_pulses(g[pair, idx], n, polarity, lo, hi, key, table[pair, idx], dev)
-        elif polarity > 0:
-            gam = gamma_up[pair, idx] if shaped else 0.0
-            g[pair, idx] = _pulses(g[pair, idx], n, 1, family, lo, hi, dg_up[pair, idx], gam, c2c, key)
-        else:
-            gam = gamma_down[pair, idx] if shaped else 0.0
-            g[pair, idx] = _pulses(g[pair, idx], n, -1, family, lo, hi, dg_down[pair, idx], gam, c2c, key)
-        if polarity > 0:
-            cnt_up[pair, idx] += n
-            up += n
-        else:
-            cnt_dn[pair, idx] += n
-            dn += n
+        s = -lr * d[i]
+        row = base + i * c
+        for j in range(c):
+            dw = s * a[j]
+            if dw == 0.0:
+                continue
+            idx = row + j
+            pair, polarity, q = _route(dw, ph, pot_route, inv_pot, inv_dep)
+            flat = pair * N + idx
+            n = pulse_count(q, ph, kr, flat)
+            if n == 0 or stuck[pair, idx] != 0:
+                continue
+            key = subkey(kp, flat)
+            lo = g_min[pair, idx]
+            hi = g_max[pair, idx]
+            if family == TABLE:
+                g[pair, idx] = _table_pulses(g[pair, idx], n, polarity, lo, hi, key, table[pair, idx], dev)
+            elif polarity > 0:
+                gam = gamma_up[pair, idx] if shaped else 0.0
+                g[pair, idx] = _pulses(g[pair, idx], n, 1, family, lo, hi, dg_up[pair, idx], gam, c2c, key)
+            else:
+                gam = gamma_down[pair, idx] if shaped else 0.0
+                g[pair, idx] = _pulses(g[pair, idx], n, -1, family, lo, hi, dg_down[pair, idx], gam, c2c, key)
+            if polarity > 0:
+                cnt_up[pair, idx] += n
+                up += n
+            else:
+                cnt_dn[pair, idx] += n
+                dn += n
     return up, dn
-
-
-@njit(cache=True, inline="always")
-def _update_row(g, dev, ph, layer, i, d_i, a, lr, kp, kr, pot_route, cnt_up, cnt_dn):
-    """Write row i of ``layer`` with ΔW_ij = -lr·d_i·a_j; returns (pulses up, pulses down)."""
-    if d_i == 0.0:
-        return 0, 0
-    c = dev.cols[layer]
-    return _write_run(g, dev, ph, dev.off[layer] + i * c, c, -lr * d_i, a, kp, kr, pot_route, cnt_up, cnt_dn)
 
 
 @njit(cache=True)
 def update_layer_serial(g, dev, ph, layer, d, a, lr, seed, step, cnt_up, cnt_dn):
     """Apply ΔW = -lr·d·aᵀ to ``layer`` as pulses; returns (pulses up, pulses down)."""
-    kp = key3(seed, STREAM_PULSE, step)
-    kr = key3(seed, STREAM_ROUND, step)
-    pot = potentiate_route(ph, step)
-    up = 0
-    dn = 0
-    for i in range(dev.rows[layer]):
-        u, v = _update_row(g, dev, ph, layer, i, d[i], a, lr, kp, kr, pot, cnt_up, cnt_dn, )
-        up += u
-        dn += v
-    return up, dn
+    return _write_rows(g, dev, ph, dev.off[layer], dev.cols[layer], 0, dev.rows[layer], d, a, lr,
+                       key3(seed, STREAM_PULSE, step), key3(seed, STREAM_ROUND, step), potentiate_route(ph, step),
+                       cnt_up, cnt_dn)
 
 
 @njit(cache=True, parallel=True)
 def update_layer_parallel(g, dev, ph, layer, d, a, lr, seed, step, cnt_up, cnt_dn):
-    """:func:`update_layer_serial` with rows spread over threads (bit-identical result)."""
+    """:func:`update_layer_serial` with blocks of rows spread over threads (bit-identical result:
+    every device is written by one task, with draws keyed on the device, never on the thread)."""
     kp = key3(seed, STREAM_PULSE, step)
     kr = key3(seed, STREAM_ROUND, step)
     pot = potentiate_route(ph, step)
     r = dev.rows[layer]
-    ups = np.zeros(r, np.int64)
-    dns = np.zeros(r, np.int64)
-    for i in prange(r):
-        u, v = _update_row(g, dev, ph, layer, i, d[i], a, lr, kp, kr, pot, cnt_up, cnt_dn, )
-        ups[i] = u
-        dns[i] = v
+    nblk = (r + ROW_BLOCK - 1) // ROW_BLOCK
+    ups = np.zeros(nblk, np.int64)
+    dns = np.zeros(nblk, np.int64)
+    for b in prange(nblk):
+        u, v = _write_rows(g, dev, ph, dev.off[layer], dev.cols[layer], b * ROW_BLOCK, min(r, (b + 1) * ROW_BLOCK),
+                           d, a, lr, kp, kr, pot, cnt_up, cnt_dn)
+        ups[b] = u
+        dns[b] = v
     return ups.sum(), dns.sum()
 
 
@@ -405,8 +408,11 @@ def program(g, dev, ph, dw, seed, step, cnt_up, cnt_dn):
     """Write an arbitrary per-cross-point weight change ``dw`` (N,) as counted pulses, with the
     encoding, routing and device law of :func:`update_layer` (used to program initial weights);
     returns (pulses up, pulses down)."""
-    return _write_run(g, dev, ph, 0, g.shape[1], 1.0, dw, key3(seed, STREAM_PULSE, step),
-                      key3(seed, STREAM_ROUND, step), potentiate_route(ph, step), cnt_up, cnt_dn)
+    return _write_rows(g, dev, ph, 0, g.shape[1], 0, 1, _MINUS_ONE, dw, 1.0, key3(seed, STREAM_PULSE, step),
+                       key3(seed, STREAM_ROUND, step), potentiate_route(ph, step), cnt_up, cnt_dn)
+
+
+_MINUS_ONE = np.array([-1.0])  # program(): one "row" with (-lr·d) = 1, so ΔW_j = dw_j exactly
 
 
 @njit(cache=True)

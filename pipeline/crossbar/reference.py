@@ -59,7 +59,10 @@ def read_transposed(g, dev, ph, layer, d, key_read, noisy):
 
 
 def pulse_count(q, ph, key_round):
-    """n = round(q) by the encoding, capped at n_max."""
+    """n = round(q) by the encoding, capped at n_max (NaN: none)."""
+    if not q > 0:
+        return 0
+    q = min(q, K.Q_HUGE)
     if ph.encoding == K.ENC_NEAREST:
         n = math.floor(q + 0.5)
     elif ph.encoding == K.ENC_STOCHASTIC:

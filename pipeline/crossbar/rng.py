@@ -1,14 +1,16 @@
 """Counter-based random numbers for numba kernels (DESIGN §2.3).
 
 Every random number is a pure function of a key built from (seed, stream, step, index, pulse):
-``key = mix(mix(mix(mix(seed) ^ stream) ^ step) ^ index)`` and the draw for pulse ``k`` is
-``mix(key ^ k·φ)`` (splitmix64 finaliser). No generator state exists, so a result does not depend
+``key = mix(mix(mix(mix(seed) ^ stream) ^ step) ^ index)`` (splitmix64 finaliser) and the first
+64-bit word of draw ``k`` is ``key`` itself for ``k = 0`` (already a full avalanche of the
+counters: the common one-pulse update hashes once per device, not twice) and ``mix(key ^ k·φ)``
+for ``k ≥ 1``. Keys must come from :func:`key4` / :func:`subkey`, never raw counters. No generator state exists, so a result does not depend
 on thread count, execution order, executor or on resuming from a checkpoint. A kernel that draws
 for many indices at one (seed, stream, step) hoists the first three rounds: ``key3`` once, then
 ``subkey(key3, index)`` per device (the same value as ``key4``).
 
 Normal deviates use the ziggurat method (Marsaglia & Tsang 2000, in Doornik's 2005 exact form,
-128 layers): draw ``k``'s first 64-bit word ``h = mix(key ^ k·φ)`` gives the layer (low 7 bits)
+128 layers): draw ``k``'s first 64-bit word ``h`` gives the layer (low 7 bits)
 and a signed uniform (high 53 bits); in 98.8 % of draws that is the whole cost (one hash, one
 multiply, one compare). Rejected draws continue with ``h ← mix(h)``, the wedge test evaluates the
 exact density, the tail (|z| > R) uses Marsaglia's exponential method. The distribution is
@@ -88,6 +90,12 @@ def key4(seed, stream, step, index):
 
 
 @njit(cache=True, inline="always")
+def word(key, k):
+    """First 64-bit word of draw ``k`` of ``key``."""
+    return key if k == 0 else mix(key ^ (uint64(k) * _GOLDEN))
+
+
+@njit(cache=True, inline="always")
 def _u53(h):
     return float(h >> _S11) * _INV53
 
@@ -95,7 +103,7 @@ def _u53(h):
 @njit(cache=True, inline="always")
 def uniform(key, k):
     """U[0, 1) for draw ``k`` of ``key`` (53-bit resolution)."""
-    return _u53(mix(key ^ (uint64(k) * _GOLDEN)))
+    return _u53(word(key, k))
 
 
 @njit(cache=True)
@@ -127,7 +135,7 @@ def _normal_slow(h, u, i):
 @njit(cache=True, inline="always")
 def normal(key, k):
     """N(0, 1) for draw ``k`` of ``key`` (ziggurat; see the module docstring)."""
-    h = mix(key ^ (uint64(k) * _GOLDEN))
+    h = word(key, k)
     u = float(h >> _S11) * _INV52 - 1.0  # [-1, 1)
     i = int(h & _LAYER)
     if abs(u) < ZIG_RATIO[i]:
@@ -160,6 +168,8 @@ def key4_np(seed, stream, step, index):
 
 def draw_word_np(key, k):
     """The first 64-bit word of draw ``k`` of ``key`` (scalar)."""
+    if k == 0:
+        return np.uint64(key)
     with np.errstate(over="ignore"):
         return np.uint64(_mix_np(np.uint64(key) ^ (np.uint64(k) * _GOLDEN)))
 
@@ -178,8 +188,7 @@ def normal_key_np(key, k):
 def uniform_np(seed, stream, step, index, k):
     """NumPy reference of :func:`uniform` (vectorised over arrays of counters)."""
     with np.errstate(over="ignore"):
-        key = _key4_np(seed, stream, step, index)
-        return (_mix_np(key ^ (np.asarray(k, np.uint64) * _GOLDEN)) >> _S11).astype(np.float64) * _INV53
+        return (_words_np(seed, stream, step, index, k) >> _S11).astype(np.float64) * _INV53
 
 
 def _normal_scalar(h):
@@ -218,7 +227,12 @@ def _normal_scalar(h):
 def normal_np(seed, stream, step, index, k):
     """NumPy reference of :func:`normal` (any broadcastable counters)."""
     with np.errstate(over="ignore"):
-        key = _key4_np(seed, stream, step, index)
-        h = np.atleast_1d(_mix_np(key ^ (np.asarray(k, np.uint64) * _GOLDEN)))
-        out = np.array([_normal_scalar(w) for w in h.ravel()]).reshape(h.shape)
-        return out if np.ndim(key ^ np.asarray(k, np.uint64)) else out[0]
+        h = _words_np(seed, stream, step, index, k)
+        out = np.array([_normal_scalar(w) for w in np.atleast_1d(h).ravel()]).reshape(np.shape(h))
+        return out if np.ndim(h) else out[()]
+
+
+def _words_np(seed, stream, step, index, k):
+    key = _key4_np(seed, stream, step, index)
+    k = np.asarray(k, np.uint64)
+    return np.where(k == 0, key, _mix_np(key ^ (k * _GOLDEN)))
