@@ -195,7 +195,7 @@ def _check_scalar(value, tp, meta, where: str):
     if isinstance(value, str) and tp in (float, int):
         try:
             float(value)
-            hint = " (write floats as 1.0e-3, not 1e-3)"
+            hint = " (write floats with a dot and a signed exponent: 1.0e-3, 1.0e+3)"
         except ValueError:
             pass
     if tp is bool:

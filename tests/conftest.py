@@ -1,0 +1,47 @@
+"""Shared fixtures. Numba compile time dominates small tests: kernels are compiled once per
+session (cache=True keeps them across sessions, keyed on the package sources)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def run_cli(args: list[str], cwd: Path | None = None) -> tuple[int, str]:
+    """Run ``python -m pipeline`` in-process; returns (exit status, stderr+stdout text)."""
+    import contextlib
+    import io
+
+    from pipeline.cli import main
+
+    buf = io.StringIO()
+    old = os.getcwd()
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stderr(buf), contextlib.redirect_stdout(buf):
+            try:
+                main(args)
+                code = 0
+            except SystemExit as exc:
+                code = int(exc.code or 0)
+    finally:
+        os.chdir(old)
+    return code, buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return ROOT
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
