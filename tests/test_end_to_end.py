@@ -1,0 +1,74 @@
+"""End to end: the repository copied into a temporary folder, `git init`, `dvc repro` on tiny
+params; every declared output exists, every figure is a non-empty PNG, a second `dvc repro`
+changes nothing, and after a commit `dvc exp run -S` runs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+SKIP = {".git", ".venv", ".dvc/cache", ".dvc/tmp", "results", ".pytest_cache", ".hypothesis", "__pycache__"}
+
+
+def _copy_repo(dst: Path) -> None:
+    def ignore(folder, names):
+        rel = Path(folder).relative_to(ROOT)
+        return [n for n in names if (rel / n).as_posix() in SKIP or n in ("__pycache__", ".pytest_cache")
+                or n.endswith(".egg-info") or n.startswith(".") and n.endswith(".tmp")]
+
+    shutil.copytree(ROOT, dst, ignore=ignore)
+
+
+def _sh(cmd: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, f"{' '.join(cmd)} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    return res
+
+
+def test_dvc_repro_tiny(tmp_path):
+    repo = tmp_path / "repo"
+    _copy_repo(repo)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["train"].update({"epochs": 2, "seeds": [0], "algorithms": ["progressive", "backprop-float"]})
+    params["record"]["probes"] = 4
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    bindir = str(Path(sys.executable).parent)
+    env = dict(os.environ, PATH=bindir + os.pathsep + os.environ.get("PATH", ""), PYTHONPATH=str(repo),
+               GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.org", GIT_COMMITTER_NAME="t",
+               GIT_COMMITTER_EMAIL="t@example.org")
+    dvc = [sys.executable, "-m", "dvc"]
+    _sh(["git", "init", "-q"], repo, env)
+    _sh(dvc + ["repro"], repo, env)
+    dvc_yaml = yaml.safe_load((repo / "dvc.yaml").read_text())
+    outs = ["results/device/device.yaml", "results/device/fit.zarr", "results/device/metrics.json",
+            "results/arrays/arrays.zarr", "results/train/progressive-0/run.zarr", "results/train/backprop-float-0/run.zarr",
+            "results/eval/eval.zarr", "results/eval/metrics.json", "results/eval/curves/progressive.csv"]
+    assert set(dvc_yaml["stages"]) == {"fit", "instantiate", "train", "evaluate", "figures"}
+    for out in outs:
+        assert (repo / out).exists(), out
+    for fig in ("fig1_storage", "fig2_device", "fig3_insitu_error", "fig4_hardware_training"):
+        png = repo / "results" / "figures" / f"{fig}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000, fig
+        assert (repo / "results" / "figures" / f"{fig}.pdf").stat().st_size > 1000
+    import json
+
+    m = json.loads((repo / "results" / "eval" / "metrics.json").read_text())
+    assert set(m["algorithms"]) == {"progressive", "backprop-float"}
+    assert 0.0 <= m["algorithms"]["progressive"]["test_acc_mean"] <= 1.0
+    again = _sh(dvc + ["repro"], repo, env)
+    assert "didn't change" in again.stdout or "up to date" in again.stdout, again.stdout
+    assert "Running stage" not in again.stdout
+    _sh(["git", "add", "-A"], repo, env)
+    _sh(["git", "commit", "-qm", "tiny"], repo, env)
+    exp = _sh(dvc + ["exp", "run", "-S", "train.epochs=1"], repo, env)
+    assert "Running stage 'train@progressive-0'" in exp.stdout
