@@ -2,10 +2,8 @@
 
 Every random number is a pure function of a key built from (seed, stream, step, index, pulse):
 ``key = mix(mix(mix(mix(seed) ^ stream) ^ step) ^ index)`` (splitmix64 finaliser) and the first
-64-bit word of draw ``k`` is ``key`` itself for ``k = 0`` (already a full avalanche of the
-counters: the common one-pulse update hashes once per device, not twice) and ``mix(key ^ k·φ)``
-for ``k ≥ 1``. Keys must come from :func:`key4` / :func:`subkey`, never raw counters. No generator state exists, so a result does not depend
-on thread count, execution order, executor or on resuming from a checkpoint. A kernel that draws
+64-bit word of draw ``k`` is ``mix(key ^ k·φ)``. No generator state exists, so a result does not
+depend on thread count, execution order, executor or on resuming from a checkpoint. A kernel that draws
 for many indices at one (seed, stream, step) hoists the first three rounds: ``key3`` once, then
 ``subkey(key3, index)`` per device (the same value as ``key4``).
 
@@ -92,7 +90,7 @@ def key4(seed, stream, step, index):
 @njit(cache=True, inline="always")
 def word(key, k):
     """First 64-bit word of draw ``k`` of ``key``."""
-    return key if k == 0 else mix(key ^ (uint64(k) * _GOLDEN))
+    return mix(key ^ (uint64(k) * _GOLDEN))
 
 
 @njit(cache=True, inline="always")
@@ -168,8 +166,6 @@ def key4_np(seed, stream, step, index):
 
 def draw_word_np(key, k):
     """The first 64-bit word of draw ``k`` of ``key`` (scalar)."""
-    if k == 0:
-        return np.uint64(key)
     with np.errstate(over="ignore"):
         return np.uint64(_mix_np(np.uint64(key) ^ (np.uint64(k) * _GOLDEN)))
 
@@ -235,4 +231,4 @@ def normal_np(seed, stream, step, index, k):
 def _words_np(seed, stream, step, index, k):
     key = _key4_np(seed, stream, step, index)
     k = np.asarray(k, np.uint64)
-    return np.where(k == 0, key, _mix_np(key ^ (k * _GOLDEN)))
+    return _mix_np(key ^ (k * _GOLDEN))
