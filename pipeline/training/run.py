@@ -11,6 +11,7 @@ to exactly the store an uninterrupted run writes.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import numpy as np
 
 from .. import config, datasets, fsutil, progress, store
 from ..crossbar import arrays as arr
+from ..crossbar import kernels as K
 from ..errors import InputError, TrainingDiverged
 from . import ledger as ledger_mod
 from . import loop
@@ -67,6 +69,8 @@ def setup(p, algorithm: str, seed: int, net: arr.Network) -> Setup:
         raise InputError("arrays", f"stored arrays are {'-'.join(map(str, net.sizes))} but params ask for "
                          f"{'-'.join(map(str, sizes))}; rerun: python -m pipeline array init")
     cfg = make_config(p, algorithm, seed)
+    if algorithm == "manhattan":  # sign-only updates: one pulse per device above the threshold
+        net = dataclasses.replace(net, ph=net.ph._replace(encoding=K.ENC_SIGN))
     lrs = np.asarray(config.layer_lrs(p.train, net.n_layers), np.float64)
     k = data.n_classes
     T_train = targets(data.y_train, k, p.network.output)
@@ -185,7 +189,6 @@ def _on_sigterm(signum, frame):  # noqa: ARG001
 def train(p, su: Setup, tmp: Path, resume: bool, epochs: int) -> None:
     """Train into folder ``tmp`` (run.zarr + checkpoint), resuming from its checkpoint if asked."""
     net = su.net
-    dev, ph = net.dev, net.ph
     flt = loop.is_float(su.cfg.algorithm)
     n_train = len(su.data.y_train)
     every = p.record.every
@@ -212,21 +215,10 @@ def train(p, su: Setup, tmp: Path, resume: bool, epochs: int) -> None:
     with progress.bar(f"train {su.algorithm}-{su.seed}", total=epochs) as bar:
         bar.advance(start)
         for epoch in range(start + 1, epochs + 1):
-            order = epoch_order(su.seed, epoch, n_train)
-            led = np.zeros(loop.N_LEDGER, np.int64)
-            step0 = (epoch - 1) * n_train
-            loss_sum, correct, ns, bad = loop.run_epoch(g, W, dev, ph, su.cfg, su.lrs, su.data.x_train, su.T_train,
-                                                        order, step0, every, cnt_up, cnt_dn, led, snaps, snap_steps)
-            if bad >= 0:
-                raise TrainingDiverged(f"{su.algorithm}-{su.seed}: NaN or Inf at epoch {epoch}, sample {bad} "
-                                       f"(training index {int(order[bad])}); lower train.lr or check the device file")
-            pred = np.zeros(len(su.data.y_test), np.int64)
-            (trl, tra), (tel, tea) = _eval_epoch(su, g, W, epoch, pred)
+            led, ns, pred, metrics = train_epoch(p, su, g, W, cnt_up, cnt_dn, epoch, every, snaps, snap_steps)
             ideal, insitu = _probe_epoch(su, g, W, epoch)
             s = rec.s
-            for name, val in (("train_loss", loss_sum / n_train), ("train_acc", correct / n_train),
-                              ("train_loss_eval", trl), ("train_acc_eval", tra), ("test_loss", tel), ("test_acc", tea),
-                              ("energy_J", ledger_mod.energy(led, p.train))):
+            for name, val in metrics.items():
                 s.write(name, epoch, val)
             for k, name in enumerate(ledger_mod.LEDGER_NAMES):
                 s.write(name, epoch, led[k])
@@ -240,11 +232,58 @@ def train(p, su: Setup, tmp: Path, resume: bool, epochs: int) -> None:
             if not flt:
                 _write_counts(rec, su, cnt_up, cnt_dn)
             _save_checkpoint(ckpt, g, W, cnt_up, cnt_dn, epoch)
-            progress.log(f"{su.algorithm}-{su.seed} epoch {epoch}/{epochs}: loss {loss_sum / n_train:.4f} "
-                         f"train {tra:.3f} test {tea:.3f}", verbose_only=True)
+            progress.log(f"{su.algorithm}-{su.seed} epoch {epoch}/{epochs}: loss {metrics['train_loss']:.4f} "
+                         f"train {metrics['train_acc_eval']:.3f} test {metrics['test_acc']:.3f}", verbose_only=True)
             bar.advance()
     rec.s.consolidate()
     ckpt.unlink(missing_ok=True)
+
+
+def train_epoch(p, su: Setup, g, W, cnt_up, cnt_dn, epoch: int, every: int, snaps, snap_steps):
+    """One epoch of training (in place on g / W / counters) and its hardware evaluation.
+
+    Returns (ledger counts, snapshots taken, test predictions, per-epoch metrics)."""
+    n_train = len(su.data.y_train)
+    order = epoch_order(su.seed, epoch, n_train)
+    led = np.zeros(loop.N_LEDGER, np.int64)
+    loss_sum, correct, ns, bad = loop.run_epoch(g, W, su.net.dev, su.net.ph, su.cfg, su.lrs, su.data.x_train,
+                                                su.T_train, order, (epoch - 1) * n_train, every, cnt_up, cnt_dn,
+                                                led, snaps, snap_steps)
+    if bad >= 0:
+        raise TrainingDiverged(f"{su.algorithm}-{su.seed}: NaN or Inf at epoch {epoch}, sample {bad} "
+                               f"(training index {int(order[bad])}); lower train.lr or check the device file")
+    pred = np.zeros(len(su.data.y_test), np.int64)
+    (trl, tra), (tel, tea) = _eval_epoch(su, g, W, epoch, pred)
+    metrics = {"train_loss": loss_sum / n_train, "train_acc": correct / n_train, "train_loss_eval": trl,
+               "train_acc_eval": tra, "test_loss": tel, "test_acc": tea, "energy_J": ledger_mod.energy(led, p.train)}
+    return led, ns, pred, metrics
+
+
+def simulate(p, spec, algorithm: str, seed: int) -> dict[str, np.ndarray]:
+    """Instantiate arrays from a device population and train in memory (no store, no probes or
+    snapshots): the unit of work of a sweep. Returns per-epoch arrays (epoch 0 = before
+    training) of every metric and ledger count."""
+    make_config(p, algorithm, seed)
+    data = datasets.load(p.dataset)
+    net = arr.build(p, spec, arr.network_sizes(data.n_features, p.network.hidden, data.n_classes))
+    su = setup(p, algorithm, seed, net)
+    g, W = net.g0.copy(), net.weights0().copy()
+    cnt_up = np.zeros(g.shape, np.int64)
+    cnt_dn = np.zeros(g.shape, np.int64)
+    E = p.train.epochs
+    names = ("train_loss", "train_acc", "train_loss_eval", "train_acc_eval", "test_loss", "test_acc", "energy_J")
+    out = {k: np.full(E + 1, np.nan) for k in names + ledger_mod.LEDGER_NAMES}
+    (out["train_loss_eval"][0], out["train_acc_eval"][0]), (out["test_loss"][0], out["test_acc"][0]) = _eval_epoch(su, g, W, 0)
+    snaps = np.zeros((1, 1, 1))
+    snap_steps = np.zeros(1, np.int64)
+    huge = np.iinfo(np.int64).max // 4
+    for epoch in range(1, E + 1):
+        led, _, _, metrics = train_epoch(p, su, g, W, cnt_up, cnt_dn, epoch, huge, snaps, snap_steps)
+        for k, v in metrics.items():
+            out[k][epoch] = v
+        for k, name in enumerate(ledger_mod.LEDGER_NAMES):
+            out[name][epoch] = led[k]
+    return out
 
 
 def confusion(y: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
