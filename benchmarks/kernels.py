@@ -102,8 +102,8 @@ def time_kernels(rows, cols, threads, repeats, budget_s=0.05):
         upd, fwd, tr = K.update_layer_parallel, K.read_forward_parallel, K.read_transposed_parallel
     fns = {
         "update": lambda s: upd(g, dev, ph, 0, d, a, lr, 7, s, cu, cd),
-        "forward": lambda s: fwd(g, dev, ph, 0, x, y, key4(0, 1000, s, 0), True),
-        "transposed": lambda s: tr(g, dev, ph, 0, d, xt, key4(0, 1000, s, 0), True),
+        "forward": lambda s: fwd(g, dev, ph, 0, x, y, np.uint64(key4(0, 1000, s, 0)), True),
+        "transposed": lambda s: tr(g, dev, ph, 0, d, xt, np.uint64(key4(0, 1000, s, 0)), True),
     }
     up, dn = fns["update"](0)
     pulses = (up + dn) / (rows * cols)

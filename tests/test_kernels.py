@@ -58,13 +58,11 @@ def test_program_equals_reference_and_law():
         g1, cu1, cd1 = g.copy(), cu.copy(), cd.copy()
         assert K.program(g1, dev, ph, dw, 9, 4, cu1, cd1) == (want[3], want[4])
         assert np.array_equal(g1, want[0]) and np.array_equal(cu1, want[1]) and np.array_equal(cd1, want[2])
-        from pipeline.crossbar.rng import STREAM_PULSE, key4_np
-
         for idx in np.flatnonzero((cu1 + cd1)[0])[:5]:
             n, pol = (int(cu1[0, idx]), 1) if cu1[0, idx] else (int(cd1[0, idx]), -1)
             gl = law.apply_pulses(g[0, idx], n, pol, ph.family, dev.g_min[0, idx], dev.g_max[0, idx],
                                   dev.dg_up[0, idx], dev.dg_down[0, idx], dev.gamma_up[0, idx], dev.gamma_down[0, idx],
-                                  ph.c2c, np.uint64(key4_np(9, STREAM_PULSE, 4, idx)), dev.table[0, idx], dev.tab_g,
+                                  ph.c2c, R.pulse_key(9, 4, idx), dev.table[0, idx], dev.tab_g,
                                   dev.tab_nb, dev.tab_p, dev.tab_np, dev.tab_up, dev.tab_down)
             assert gl == g1[0, idx]
 

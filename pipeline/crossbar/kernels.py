@@ -32,11 +32,12 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, uint64
 
 from ..devices.law import LINEAR, POWER, TABLE, shape_down, shape_up, table_step
 from .rng import STREAM_PULSE, STREAM_ROUND, key3, normal, subkey, uniform
 
+_PHI2 = np.uint64(0xD1B54A32D192ED03)  # odd multiplier spreading the device index over the pulse key
 MAP_DIFFERENTIAL, MAP_REFERENCE = 0, 1
 MAPPINGS = {"differential": MAP_DIFFERENTIAL, "reference": MAP_REFERENCE}
 ENC_NEAREST, ENC_STOCHASTIC, ENC_FLOOR, ENC_SIGN = 0, 1, 2, 3
@@ -317,8 +318,9 @@ ROW_BLOCK = 8  # rows per task of the threaded update
 def _write_rows(g, dev, ph, base, c, i0, i1, d, a, lr, kp, kr, pot_route, cnt_up, cnt_dn):
     """Write rows ``i0 … i1-1`` of a ``c``-column block of cross-points starting at flat index
     ``base``, with ΔW_ij = (-lr·d_i)·a_j, as pulses; returns (pulses up, pulses down). Device
-    (pair, idx) draws its rounding from ``subkey(kr, pair·N + idx)`` and its pulse k from
-    ``(subkey(kp, pair·N + idx), k)``.
+    (pair, idx), flat index ``f = pair·N + idx``, draws its rounding from ``(subkey(kr, f), 0)`` and
+    its pulse k from ``(kp ^ f·φ₂, k)``, i.e. the word ``mix(kp ^ f·φ₂ ^ k·φ)``: the SplitMix
+    pattern (a hash of a spread counter) with two counters, one hash per pulse.
 
     Speed: this is the hot loop, written out in one function. Numba increments and decrements the
     reference count of every array handed to a call (or to an ``inline="always"`` function) —
@@ -346,24 +348,27 @@ def _write_rows(g, dev, ph, base, c, i0, i1, d, a, lr, kp, kr, pot_route, cnt_up
             pair, polarity, q = _route(dw, ph, pot_route, inv_pot, inv_dep)
             flat = pair * N + idx
             n = pulse_count(q, ph, kr, flat)
-            if n == 0 or stuck[pair, idx] != 0:
+            # unsigned indices: numba then skips the negative-index wraparound on every access
+            p = np.uint64(pair)
+            u = np.uint64(idx)
+            if n == 0 or stuck[p, u] != 0:
                 continue
-            key = subkey(kp, flat)
-            lo = g_min[pair, idx]
-            hi = g_max[pair, idx]
+            key = kp ^ (uint64(flat) * _PHI2)
+            lo = g_min[p, u]
+            hi = g_max[p, u]
             if family == TABLE:
-                g[pair, idx] = _table_pulses(g[pair, idx], n, polarity, lo, hi, key, table[pair, idx], dev)
+                g[p, u] = _table_pulses(g[p, u], n, polarity, lo, hi, key, table[p, u], dev)
             elif polarity > 0:
-                gam = gamma_up[pair, idx] if shaped else 0.0
-                g[pair, idx] = _pulses(g[pair, idx], n, 1, family, lo, hi, dg_up[pair, idx], gam, c2c, key)
+                gam = gamma_up[p, u] if shaped else 0.0
+                g[p, u] = _pulses(g[p, u], n, 1, family, lo, hi, dg_up[p, u], gam, c2c, key)
             else:
-                gam = gamma_down[pair, idx] if shaped else 0.0
-                g[pair, idx] = _pulses(g[pair, idx], n, -1, family, lo, hi, dg_down[pair, idx], gam, c2c, key)
+                gam = gamma_down[p, u] if shaped else 0.0
+                g[p, u] = _pulses(g[p, u], n, -1, family, lo, hi, dg_down[p, u], gam, c2c, key)
             if polarity > 0:
-                cnt_up[pair, idx] += n
+                cnt_up[p, u] += n
                 up += n
             else:
-                cnt_dn[pair, idx] += n
+                cnt_dn[p, u] += n
                 dn += n
     return up, dn
 

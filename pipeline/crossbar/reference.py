@@ -1,8 +1,8 @@
 """NumPy reference of every crossbar kernel (slow, written straight from DESIGN §1.3–1.4; used only
 by the tests). Loops run over devices and pulses in Python with scalar arithmetic; randomness
 comes from the scalar references of :mod:`pipeline.crossbar.rng`, keyed exactly as the kernels
-key it: pulse k of device (pair, idx) at ``step`` draws ``(key4(seed, STREAM_PULSE, step,
-pair·N + idx), k)``, its stochastic rounding ``(key4(seed, STREAM_ROUND, step, pair·N + idx), 0)``,
+key it: pulse k of device (pair, idx) at ``step`` draws ``(key3(seed, STREAM_PULSE, step) ^
+(pair·N + idx)·φ₂, k)``, its stochastic rounding ``(key4(seed, STREAM_ROUND, step, pair·N + idx), 0)``,
 output line i of a read ``(key_read, i)``.
 
 Also :func:`random_array`, a random one-or-more-layer array of any family for tests and
@@ -17,7 +17,7 @@ import numpy as np
 
 from ..devices import law
 from . import kernels as K
-from .rng import STREAM_PULSE, STREAM_ROUND, key4_np, normal_key_np, uniform_key_np
+from .rng import STREAM_PULSE, STREAM_ROUND, key3_np, key4_np, normal_key_np, uniform_key_np
 
 # ------------------------------------------------------------------------------------- weights
 
@@ -127,8 +127,7 @@ def program(g, dev, ph, dw, seed, step, cnt_up, cnt_dn):
         n = pulse_count(q, ph, key4_np(seed, STREAM_ROUND, step, flat))
         if n == 0 or dev.stuck[pair, idx]:
             continue
-        g[pair, idx] = apply_pulses(float(g[pair, idx]), n, pol, ph, dev, pair, idx,
-                                    key4_np(seed, STREAM_PULSE, step, flat))
+        g[pair, idx] = apply_pulses(float(g[pair, idx]), n, pol, ph, dev, pair, idx, pulse_key(seed, step, flat))
         if pol > 0:
             cnt_up[pair, idx] += n
             up += n
@@ -136,6 +135,12 @@ def program(g, dev, ph, dw, seed, step, cnt_up, cnt_dn):
             cnt_dn[pair, idx] += n
             dn += n
     return g, cnt_up, cnt_dn, up, dn
+
+
+def pulse_key(seed, step, flat):
+    """Key of the pulses of device ``flat`` (= pair·N + idx) at ``step``."""
+    with np.errstate(over="ignore"):
+        return np.uint64(key3_np(seed, STREAM_PULSE, step) ^ (np.uint64(flat) * K._PHI2))
 
 
 def update_layer(g, dev, ph, layer, d, a, lr, seed, step, cnt_up, cnt_dn):

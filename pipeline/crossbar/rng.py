@@ -135,10 +135,10 @@ def normal(key, k):
     """N(0, 1) for draw ``k`` of ``key`` (ziggurat; see the module docstring)."""
     h = word(key, k)
     u = float(h >> _S11) * _INV52 - 1.0  # [-1, 1)
-    i = int(h & _LAYER)
+    i = h & _LAYER  # unsigned: no negative-index wraparound on the table reads
     if abs(u) < ZIG_RATIO[i]:
         return u * ZIG_X[i]
-    return _normal_slow(h, u, i)
+    return _normal_slow(h, u, int(i))
 
 
 # ------------------------------------------------------------------------- NumPy references
@@ -152,11 +152,13 @@ def _mix_np(z):
 
 
 def _key4_np(seed, stream, step, index):
+    return _mix_np(key3_np(seed, stream, step) ^ np.asarray(index).astype(np.uint64))
+
+
+def key3_np(seed, stream, step):
     u = lambda v: np.asarray(v).astype(np.uint64)  # noqa: E731
-    h = _mix_np(u(seed))
-    h = _mix_np(h ^ u(stream))
-    h = _mix_np(h ^ u(step))
-    return _mix_np(h ^ u(index))
+    with np.errstate(over="ignore"):
+        return _mix_np(_mix_np(_mix_np(u(seed)) ^ u(stream)) ^ u(step))
 
 
 def key4_np(seed, stream, step, index):
