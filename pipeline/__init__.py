@@ -19,14 +19,19 @@ def _numba_cache_dir() -> str:
     Numba invalidates a cached function only when *its own* file changes, not when a jitted
     function it calls (in another module) changes; a stale cache can then crash. Keying the
     folder on all sources makes any change start from a clean cache. ``NUMBA_CACHE_DIR`` set by
-    the user wins."""
+    the user wins.
+
+    The folder is also keyed on the thread count numba will start with (``NUMBA_NUM_THREADS``,
+    default: the cores): a ``parallel=True`` function cached under one thread count can crash a
+    process that loads it under another (numba issues #7518, #4807)."""
     h = hashlib.sha1(__version__.encode())
     root = Path(__file__).resolve().parent
     for path in sorted(root.rglob("*.py")):
         h.update(path.relative_to(root).as_posix().encode())
         h.update(path.read_bytes())
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ecram-insitu"
-    return str(base / f"numba-{h.hexdigest()[:16]}")
+    threads = os.environ.get("NUMBA_NUM_THREADS") or str(os.cpu_count() or 1)
+    return str(base / f"numba-{h.hexdigest()[:16]}-t{threads}")
 
 
 if "NUMBA_CACHE_DIR" not in os.environ:

@@ -168,3 +168,23 @@ def test_softmax_ce_output_error():
 def test_targets_tanh_range():
     t = targets(np.array([0, 2]), 3, "tanh")
     assert t.min() == -1.0 and t.max() == 1.0 and (t == 1.0).sum() == 2
+
+
+def test_manhattan_writes_at_most_one_pulse_per_device(rng):
+    from pipeline.training import run
+
+    p = config.with_changes(config.Params(), {"array.n_max": 50, "array.w_max": 2.0})
+    net = arr.build(p, IDEAL, [4, 6, 3])
+    su = run.setup(p, "manhattan", 0, net)
+    assert su.net.ph.encoding == 3  # sign encoding
+    x = rng.random(4)
+    t = np.array([1.0, 0.0, 0.0])
+    aoff, zoff = loop.offsets(su.net.dev)
+    g = su.net.g0.copy()
+    cu = np.zeros(g.shape, np.int64)
+    cd = np.zeros(g.shape, np.int64)
+    led = np.zeros(loop.N_LEDGER, np.int64)
+    loop.train_sample(g, su.net.weights0(), su.net.dev, su.net.ph, su.cfg, np.array([50.0, 50.0]), x, t, 0,
+                      np.zeros(aoff[-1]), np.zeros(zoff[-1]), np.zeros(zoff[-1]), np.zeros(8), aoff, zoff, cu, cd, led,
+                      np.zeros(zoff[-1]), False)
+    assert (cu + cd).max() == 1 and (cu + cd).sum() > 10
