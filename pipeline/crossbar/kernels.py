@@ -34,7 +34,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange, uint64
 
-from ..devices.law import LINEAR, POWER, TABLE, shape_down, shape_up, table_step
+from ..devices.law import LINEAR, POWER, SOFT_BOUNDS, TABLE, shape_down, shape_up, table_step
 from .rng import STREAM_PULSE, STREAM_ROUND, key3, normal, subkey, uniform
 
 _PHI2 = np.uint64(0xD1B54A32D192ED03)  # odd multiplier spreading the device index over the pulse key
@@ -233,19 +233,19 @@ Q_HUGE = 4.0e18  # requests are clamped here before int() (the n_max cap applies
 
 
 @njit(cache=True, inline="always")
-def pulse_count(q, ph, key_round_prefix, flat):
+def pulse_count(q, ph, key_round_prefix, flat, encoding):
     """Pulses for a requested change of ``q`` nominal steps (q >= 0), by the encoding, capped.
     Stochastic rounding draws ``uniform(subkey(key_round_prefix, flat), 0)``. A NaN request gives
     no pulse; a huge one (up to inf) the cap."""
     if not q > 0.0:
         return 0
     q = min(q, Q_HUGE)
-    if ph.encoding == ENC_NEAREST:
+    if encoding == ENC_NEAREST:
         n = int(np.floor(q + 0.5))
-    elif ph.encoding == ENC_STOCHASTIC:
+    elif encoding == ENC_STOCHASTIC:
         fl = np.floor(q)
         n = int(fl) + (1 if uniform(subkey(key_round_prefix, flat), 0) < q - fl else 0)
-    elif ph.encoding == ENC_FLOOR:
+    elif encoding == ENC_FLOOR:
         n = int(np.floor(q))
     else:  # ENC_SIGN
         n = 1 if q > ph.threshold else 0
@@ -292,11 +292,11 @@ def _unpack(dev):
 
 
 @njit(cache=True, inline="always")
-def _route(dw, ph, pot_route, inv_pot, inv_dep):
+def _route(dw, mapping, pot_route, inv_pot, inv_dep):
     """(pair, polarity, q) of a requested weight change ``dw != 0``: which device, which pulse
     polarity, and the change in nominal steps of that polarity (``|dw| · inv_pot`` or
     ``|dw| · inv_dep``, the inverses ``1/dw_pot``, ``1/dw_dep`` computed once per call)."""
-    if ph.mapping == MAP_DIFFERENTIAL:
+    if mapping == MAP_DIFFERENTIAL:
         if pot_route:
             return (0 if dw > 0.0 else 1), 1, abs(dw) * inv_pot
         return (1 if dw > 0.0 else 0), -1, abs(dw) * inv_dep
@@ -316,6 +316,20 @@ ROW_BLOCK = 8  # rows per task of the threaded update
 
 @njit(cache=True, error_model="numpy")
 def _write_rows(g, dev, ph, base, c, i0, i1, d, a, lr, kp, kr, pot_route, cnt_up, cnt_dn):
+    """:func:`_rows` with the device family, mapping and encoding as constants for the common
+    cases (soft-bounds, nearest rounding: the loop then carries no branch on them)."""
+    if ph.family == SOFT_BOUNDS and ph.encoding == ENC_NEAREST:
+        if ph.mapping == MAP_REFERENCE:
+            return _rows(g, dev, ph, base, c, i0, i1, d, a, lr, kp, kr, pot_route, cnt_up, cnt_dn,
+                         SOFT_BOUNDS, MAP_REFERENCE, ENC_NEAREST)
+        return _rows(g, dev, ph, base, c, i0, i1, d, a, lr, kp, kr, pot_route, cnt_up, cnt_dn,
+                     SOFT_BOUNDS, MAP_DIFFERENTIAL, ENC_NEAREST)
+    return _rows(g, dev, ph, base, c, i0, i1, d, a, lr, kp, kr, pot_route, cnt_up, cnt_dn, ph.family, ph.mapping,
+                 ph.encoding)
+
+
+@njit(cache=True, inline="always")
+def _rows(g, dev, ph, base, c, i0, i1, d, a, lr, kp, kr, pot_route, cnt_up, cnt_dn, family, mapping, encoding):
     """Write rows ``i0 … i1-1`` of a ``c``-column block of cross-points starting at flat index
     ``base``, with ΔW_ij = (-lr·d_i)·a_j, as pulses; returns (pulses up, pulses down). Device
     (pair, idx), flat index ``f = pair·N + idx``, draws its rounding from ``(subkey(kr, f), 0)`` and
@@ -330,7 +344,6 @@ def _write_rows(g, dev, ph, base, c, i0, i1, d, a, lr, kp, kr, pot_route, cnt_up
     dn = 0
     N = g.shape[1]
     g_min, g_max, dg_up, dg_down, gamma_up, gamma_down, stuck, table = _unpack(dev)
-    family = ph.family
     c2c = ph.c2c
     shaped = family == LINEAR or family == POWER
     inv_pot = 1.0 / ph.dw_pot
@@ -345,9 +358,9 @@ def _write_rows(g, dev, ph, base, c, i0, i1, d, a, lr, kp, kr, pot_route, cnt_up
             if dw == 0.0:
                 continue
             idx = row + j
-            pair, polarity, q = _route(dw, ph, pot_route, inv_pot, inv_dep)
+            pair, polarity, q = _route(dw, mapping, pot_route, inv_pot, inv_dep)
             flat = pair * N + idx
-            n = pulse_count(q, ph, kr, flat)
+            n = pulse_count(q, ph, kr, flat, encoding)
             # unsigned indices: numba then skips the negative-index wraparound on every access
             p = np.uint64(pair)
             u = np.uint64(idx)
