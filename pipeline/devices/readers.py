@@ -162,7 +162,7 @@ def _column(cols: dict, name: str, where: str, row_offset: int, row_word: str, *
     if bad.any():
         i = int(np.argmax(bad))
         raise InputError(f"{where}: {row_word} {i + row_offset}, column {name}",
-                         f"got {v[i]!r}, expected {'an integer' if integer else 'a finite number'}")
+                         f"got {_val(v[i])}, expected {'an integer' if integer else 'a finite number'}")
     return x
 
 
@@ -196,7 +196,7 @@ def table_from_columns(cols: dict, where: str, *, row_offset: int = 2, row_word:
     bad = ~np.isin(pol, (-1.0, 0.0, 1.0))
     if bad.any():
         i = int(np.argmax(bad))
-        raise InputError(f"{where}: {row_word} {i + row_offset}, column polarity", f"got {pol_raw[i]!r}, expected +1, -1 or 0")
+        raise InputError(f"{where}: {row_word} {i + row_offset}, column polarity", f"got {_val(pol_raw[i])}, expected +1, -1 or 0")
     pol = pol.astype(np.int8)
 
     # device names in natural order (numbers numerically)
@@ -276,7 +276,7 @@ def _nonneg(g, raw, name, where, row_offset, row_word):
     bad = g < 0
     if bad.any():
         i = int(np.argmax(bad))
-        raise InputError(f"{where}: {row_word} {i + row_offset}, column {name}", f"got {raw[i]!r}, expected a non-negative conductance")
+        raise InputError(f"{where}: {row_word} {i + row_offset}, column {name}", f"got {_val(raw[i])}, expected a non-negative conductance")
 
 
 # --------------------------------------------------------------------------- look-up tables
@@ -358,3 +358,8 @@ def read_lut_folder(folder: Path) -> LutSet:
         tab_up[i, :m, :nb], tab_down[i, :m, :nb] = up, down
     return LutSet(source=str(folder), devices=names, tab_g=tab_g, tab_nb=tab_nb, tab_p=tab_p, tab_np=tab_np,
                   tab_up=tab_up, tab_down=tab_down)
+
+
+def _val(x) -> str:
+    """A table value as the user wrote it (NumPy scalars shown as plain numbers)."""
+    return repr(x.item() if hasattr(x, "item") else x)

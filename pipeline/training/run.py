@@ -333,10 +333,10 @@ def _save_checkpoint(path: Path, g, W, cnt_up, cnt_dn, epoch: int) -> None:
 
 def train_command(p, *, algorithm: str, seed: int, arrays_path: Path, out: Path, resume: bool) -> None:
     """``ecram train``: one run into ``out/run.zarr`` (atomic; resumable after interruption)."""
-    make_config(p, algorithm, seed)  # refuse a bad algorithm or loss before reading anything
+    make_config(p, algorithm, seed)  # refuse a bad algorithm, loss or output path before reading anything
+    fsutil.check_output_path(out, want_dir=True)
     net = arr.load(arrays_path, parallel_min=p.train.parallel_min)
     su = setup(p, algorithm, seed, net)
-    fsutil.check_output_path(out, want_dir=True)
     old = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         with fsutil.atomic_path(out, keep_tmp_on_error=True) as tmp:
