@@ -231,20 +231,27 @@ def sweep(
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="tcp://host:port of a running Dask scheduler"),
     workers: int = typer.Option(0, "--workers", min=0, help="local workers (0: cores / threads per worker)"),
     threads: int = typer.Option(1, "--threads", min=1, help="numba threads per worker"),
+    allow_incomplete: bool = typer.Option(False, "--allow-incomplete",
+                                          help="put a store with failed tasks in place (marked incomplete)"),
+    device: Path = typer.Option(Path("results/device/device.yaml"), "--device", help="device population of the hardware points"),
     params: Path = PARAMS_OPT,
     overrides: Optional[list[str]] = SET_OPT,
 ):
     """Run a parameter sweep on Dask (a local cluster by default) into one zarr store.
 
-    Reads: params (all sections; the sweep's grid overrides them). Writes: OUT (one region per task).
+    Reads: DEVICE and params sections base, device, array, network, dataset, train, evaluate,
+    sweeps (the sweep's grid overrides the others). Writes: OUT (one region per task, built in
+    .<name>.zarr.tmp; a rerun after failed tasks runs only the missing ones).
 
     Example: python -m pipeline sweep depth --workers 2
     """
     from . import config
     from . import sweep as sw
 
-    p = config.load(params, overrides=overrides)
-    sw.sweep_command(p, name=name, out=out, scheduler=scheduler, workers=workers, threads=threads)
+    p = config.load(params, sections=("base", "device", "array", "network", "dataset", "train", "evaluate", "sweeps"),
+                    overrides=overrides)
+    sw.sweep_command(p, name=name, out=out, scheduler=scheduler, workers=workers, threads=threads,
+                     allow_incomplete=True if allow_incomplete else None, device=device, source=str(params))
 
 
 # ---------------------------------------------------------------------------------------- bench
@@ -275,6 +282,20 @@ def bench_training(quick: bool = typer.Option(False, "--quick")):
 # ------------------------------------------------------------------------------------------ main
 
 
+def _sigterm_as_interrupt() -> None:
+    """SIGTERM unwinds like Ctrl-C, so every temporary output is removed on the way out (train
+    installs its own handler that keeps its checkpoint)."""
+    import signal
+
+    def handler(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (e.g. called from a worker): leave it
+        pass
+
+
 GLOBAL_FLAGS = ("--debug", "--quiet", "-q", "--verbose", "-v")
 
 
@@ -286,6 +307,7 @@ def main(argv: list[str] | None = None) -> None:
     flags = [a for a in argv if a in GLOBAL_FLAGS]
     argv = flags + [a for a in argv if a not in GLOBAL_FLAGS]
     debug = "--debug" in argv or os.environ.get("ECRAM_DEBUG") == "1"
+    _sigterm_as_interrupt()
     try:
         rc = app(args=argv, standalone_mode=False, prog_name="ecram")
     except InputError as exc:

@@ -189,3 +189,33 @@ def test_gzip_and_units_are_accepted(tmp_path):
 
     s = spec.read(tmp_path / "out" / "device.yaml")
     assert np.isclose(s.population["dg_up_S"].mean, 1.0e-5, rtol=0.05)
+
+
+@pytest.mark.parametrize("fmt", ["zarr", "nc"])
+@pytest.mark.parametrize("problem", ["missing-variable", "nan"])
+def test_bad_dataset_inputs(tmp_path, fmt, problem):
+    """Zarr and NetCDF characterization datasets get the same checks as tables."""
+    import xarray as xr
+
+    rows = [r.split(",") for r in _ramp_rows(n=5)]
+    n = len(rows)
+    g = np.array([float(r[4]) for r in rows])
+    if problem == "nan":
+        g[3] = np.nan
+    ds = xr.Dataset({"device": ("read", np.array(["d1"] * n)), "cycle": ("read", np.zeros(n, int)),
+                     "pulse": ("read", np.array([int(r[2]) for r in rows])),
+                     "polarity": ("read", np.array([int(r[3]) for r in rows])), "conductance_S": ("read", g)})
+    if problem == "missing-variable":
+        ds = ds.drop_vars("polarity")
+    path = tmp_path / f"char.{fmt}"
+    if fmt == "zarr":
+        ds.to_zarr(path, zarr_format=3, consolidated=False)
+    else:
+        ds.to_netcdf(path)
+    (tmp_path / "params.yaml").write_text("")
+    code, text = run_cli(["device", "fit", "--data", str(path), "--out", str(tmp_path / "out"), "--params",
+                          str(tmp_path / "params.yaml")])
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), text
+    assert ("polarity" if problem == "missing-variable" else "finite") in lines[0]
+    assert not (tmp_path / "out").exists()
