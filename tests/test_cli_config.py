@@ -96,3 +96,10 @@ def test_sections_are_isolated(tmp_path):
 def test_unknown_algorithm_on_cli(tmp_path):
     code, text = run_cli(["train", "-a", "sgd", "--arrays", str(tmp_path / "none.zarr"), "--out", str(tmp_path / "r")])
     assert code == 2 and "--algorithm: got 'sgd'" in text
+
+
+def test_info_reports_threads_cache_and_paths():
+    code, out = run_cli(["info"])
+    assert code == 0
+    for key in ("numba threads:", "numba threading layer:", "numba cache dir:", "params:", "results:", "zarr"):
+        assert key in out
