@@ -175,10 +175,38 @@ def main(quick: bool = False) -> dict:
           f"{res['largest']['update_bandwidth_fraction']:.1%} of it")
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(res, indent=1) + "\n")
+    print(markdown_table(res))
     return res
+
+
+def markdown_table(res: dict) -> str:
+    """The results as the Markdown table of ``benchmarks/RESULTS.md`` (device-ops/s, median; best)."""
+    lines = ["| size (rows×cols) | threads | update | update, best | forward read | transposed read |",
+             "|---|---|---|---|---|---|"]
+    for r in res["results"]:
+        lines.append(f"| {r['rows']}×{r['cols']} | {r['threads']} | {r['update_per_s']:.2e} | {r['update_best_per_s']:.2e} "
+                     f"| {r['forward_per_s']:.2e} | {r['transposed_per_s']:.2e} |")
+    return "\n".join(lines)
+
+
+def update_only(repeats: int = 40) -> None:
+    """The pulsed update alone, 1 and 2 threads, at the three large sizes, plus the copy bandwidth
+    (a short run that fits in a quiet window of a shared machine)."""
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    for rows, cols in SIZES[1:]:
+        g, dev, ph = bench_array(rows, cols)
+        d, a, lr = one_pulse_inputs(rows, cols, ph)
+        cu, cd = np.zeros(g.shape, np.int64), np.zeros(g.shape, np.int64)
+        for threads, kern in ((1, K.update_layer_serial), (2, K.update_layer_parallel)):
+            ts = _times(lambda s: kern(g, dev, ph, 0, d, a, lr, 7, s, cu, cd), repeats, 1)
+            print(f"{rows:5d}x{cols:<5d} {threads} thr  update median {rows * cols / np.median(ts):.3e}  "
+                  f"best {rows * cols / min(ts):.3e} device-updates/s", flush=True)
+    print(f"stream copy bandwidth {stream_bandwidth() / 1e9:.1f} GB/s; load average {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="two sizes, fewer repeats")
-    main(quick=ap.parse_args().quick)
+    ap.add_argument("--update-only", action="store_true", help="only the pulsed update (40 repeats) and the bandwidth")
+    args = ap.parse_args()
+    update_only() if args.update_only else main(quick=args.quick)
