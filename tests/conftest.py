@@ -12,6 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+import pipeline  # noqa: E402,F401  (first: keys the numba cache folder before numba is imported)
 
 
 def run_cli(args: list[str], cwd: Path | None = None) -> tuple[int, str]:
