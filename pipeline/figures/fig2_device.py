@@ -34,7 +34,7 @@ def make(out_dir: Path, device_dir: Path, fig_params=None) -> list[Path]:
     show = list(range(min(MAX_DEVICES, len(devs))))
     colors = plt.cm.viridis(np.linspace(0, 0.85, max(len(show), 1)))
 
-    fig, axes = plt.subplots(2, 3, figsize=(13, 7.6))
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8.2))
     (a, b, c), (d, e, f) = axes
     # (a) traces
     if "trace_g" in ds:
@@ -54,7 +54,7 @@ def make(out_dir: Path, device_dir: Path, fig_params=None) -> list[Path]:
             a.plot(g[up] * 1e6, np.cumsum(1.0 / np.maximum(dg[up], 1e-30) * np.gradient(g[up])), color=colors[i],
                    label=f"device {devs[di]}")
         a.set_xlabel("G (µS)")
-        a.set_title("(a) pulses to reach G (mean LUT step, potentiation)")
+        a.set_title("(a) pulses to reach G\n(mean look-up-table step, potentiation)", fontsize=10)
     a.set_ylabel("G (µS)" if "trace_g" in ds else "pulse number")
     a.legend(fontsize=7)
     # (b) step vs G
@@ -68,7 +68,7 @@ def make(out_dir: Path, device_dir: Path, fig_params=None) -> list[Path]:
     b.axhline(0, color="0.6", lw=0.5)
     b.set_xlabel("G before the pulse (µS)")
     b.set_ylabel("ΔG per pulse (µS)")
-    b.set_title(f"(b) step vs G, fitted {chosen} law (up —, down --)")
+    b.set_title(f"(b) step vs G, fitted {chosen} law\n(up —, down --)", fontsize=10)
     # (c) residuals
     res = ds["point_residual"].values
     res = res[np.isfinite(res)]

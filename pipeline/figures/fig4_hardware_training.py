@@ -72,7 +72,7 @@ def make(out: Path, ds, fp) -> list[Path]:
             ax.text(j, i, str(v), ha="center", va="center", fontsize=8, color="black" if v < cm.max() / 2 else "white")
         ax.set_xticks(range(cm.shape[1]))
         ax.set_yticks(range(cm.shape[0]))
-        ax.set(xlabel="predicted class", ylabel="true class", title=f"(g) confusion, {focus} (all seeds, test set)")
+        ax.set(xlabel="predicted class", ylabel="true class", title=f"({'defgh'[len(layers)]}) confusion, {focus} (all seeds, test set)")
     fig.suptitle("In-situ training on simulated EC-RAM arrays: progressive GD vs backpropagation", fontsize=12)
     caption(fig, CLAIM, describe_params(ds.attrs))
     return save(fig, out, NAME, fp.formats, fp.dpi)
