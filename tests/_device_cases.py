@@ -6,7 +6,7 @@ G_MIN, G_MAX = 3.0e-4, 1.0e-3
 READ = 0.005 * (G_MAX - G_MIN)  # 0.5 % of the range
 
 STEPS = {"constant": (1.4e-5, 1.2e-5, None), "soft-bounds": (1.4e-5, 1.0e-5, None),
-         "linear": (2.0e-5, 1.8e-5, 0.5), "power": (1.6e-5, 1.4e-5, 0.5)}
+         "linear": (2.4e-5, 2.2e-5, 0.7), "power": (1.6e-5, 1.4e-5, 0.5)}
 
 
 def make_spec(family: str, *, c2c: float = 0.3, read: float = READ, d2d: float = 0.1) -> S.DeviceSpec:

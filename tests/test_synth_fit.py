@@ -36,13 +36,15 @@ def test_synth_is_deterministic():
     assert np.array_equal(a.g, b.g)
 
 
-def test_fit_time_9x10x200():
+def test_fit_time_9x10x200_and_auto_on_long_ramps():
+    """Long soft-bounds ramps (most steps near the bounds) fit within a minute and auto keeps soft-bounds."""
     tr, _ = synth.synthesize(make_spec("soft-bounds"), 9, 10, 200, 11)
     t0 = time.perf_counter()
-    fit.fit_data(tr, family="auto")
+    res = fit.fit_data(tr, family="auto")
     dt = time.perf_counter() - t0
-    print(f"fit 9x10x200: {dt:.2f} s")
+    print(f"fit 9x10x200: {dt:.2f} s", {f: v["bic"] for f, v in res.spec.extra["families"].items()})
     assert dt < 60
+    assert res.chosen == "soft-bounds"
 
 
 @pytest.mark.parametrize("which", ["single", "multi"])

@@ -2,24 +2,32 @@
 
 Per device and per family (``constant``, ``linear``, ``soft-bounds``, ``power``):
 
-* **mean response** — scipy least squares of the measured step against the step the pulse law
-  predicts from the measured conductance before the pulse, ``clip(G + mean_step(G), G_min,
-  G_max) - G`` (:func:`pipeline.devices.law.mean_step_np`; the clip makes ``G_min``/``G_max``
-  identifiable where a ramp saturates). Parameter uncertainty from the covariance
-  ``(JᵀJ)⁻¹·RSS/(n-k)`` (or a bootstrap over steps when ``device.bootstrap > 0``); goodness of fit
-  as R² of the conductance trace (the mean law integrated open-loop from each cycle's first read)
-  and RMSE of the steps. A look-up-table input is fitted on the mean step of every bin (R² of the
-  mean step, the tables hold no traces).
-* **noise** — read noise adds ``e_i - e_{i-1}`` to step ``i``, so successive step residuals
-  inside a ramp have covariance ``-σ_read²`` (lag-1 correlation -0.5 for a read-noise-only
-  trace), while write (cycle-to-cycle) noise is independent from pulse to pulse. Hence
-  ``σ_read² = -mean(r_i·r_{i+1})`` and ``σ_c2c² = (Σ r² - 2 n σ_read²) / Σ μ²`` over the steps the
-  bounds do not clip (μ the mean step). Pooled over devices for the population. From look-up
-  tables: ``σ_c2c`` = spread of ΔG per bin relative to its mean; read noise 0 (not separable).
+* **traces: maximum likelihood of the conductance trajectory** (state-space model). The true
+  conductance G_k is hidden; a pulse maps it to ``clip(G + μ(G)(1 + c2c·ξ), G_min, G_max)`` (the
+  one pulse law, :func:`pipeline.devices.law.mean_step`), every read adds N(0, σ_read²). Regressing
+  the measured step on the measured G before it is biased twice over: the read error of G_k sits in
+  the regressor and (with the opposite sign) in the step, and near a bound the expected step is
+  E[clip(·)], not clip(E[·]). The fit instead runs a Gaussian assumed-density (Kalman) filter per
+  cycle — the predicted state is moment-matched through the censored normal of the clip, its
+  variance grows by ``c2c²·μ²`` per pulse (write noise ∝ step) and the read noise enters only the
+  observation — and maximises the prediction-error likelihood over the family's parameters, c2c
+  and σ_read together (SLSQP, starting from the least squares of the steps below). This separates
+  write from read noise by the likelihood itself (read noise: negatively correlated successive
+  steps; write noise: a random walk of G). AIC/BIC come from this likelihood (k = family
+  parameters + 2 noise parameters). Standard errors: sandwich covariance ``H⁻¹(Σ s_k s_kᵀ)H⁻¹``
+  of the per-read scores, or a bootstrap over whole cycles when ``device.bootstrap > 0``; computed
+  for the chosen family only (NaN in ``fit.zarr`` for the others).
+* **look-up tables** (and the starting point for traces) — scipy least squares of the measured
+  step against ``clip(G + μ(G), G_min, G_max) - G``; covariance ``(JᵀJ)⁻¹`` sandwich or bootstrap
+  over points; R² of the mean step per bin; ``σ_c2c`` = spread of ΔG per bin relative to its mean,
+  read noise 0 (not separable).
+* **goodness of fit** — R² of the conductance trace (the mean law integrated open-loop from each
+  cycle's first read), RMSE of the steps; the lag-1 correlation of step residuals (-0.5 for read
+  noise alone) as a diagnostic.
 * **population** — mean over devices, and a device-to-device std with the estimation noise
-  removed (``sqrt(max(0, var(estimates) - mean(se²)))``, random-effects), plus correlations.
-* **family choice** — AIC/BIC from the Gaussian step likelihood, summed over devices; ``auto``
-  takes the lowest BIC.
+  removed (``sqrt(max(0, var(estimates) - mean(se²)))``, random-effects), plus correlations;
+  c2c and read noise pooled as root-mean-square over devices.
+* **family choice** — ``auto`` takes the lowest BIC summed over devices.
 
 Outputs (atomically, in ``--out``): ``device.yaml`` (schema of :mod:`pipeline.devices.spec` plus
 ``families``, ``uncertainty``, ``fit``), ``fit.zarr`` (per-device estimates and errors, residuals,
@@ -34,12 +42,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import least_squares
+from numba import njit
+from scipy.optimize import least_squares, minimize
 
 from ..errors import InputError
 from ..fsutil import atomic_path, check_output_path
 from . import spec as specmod
-from .law import FAMILY_CODES, mean_step_np
+from .law import FAMILY_CODES, mean_step, mean_step_np
 from .readers import LutSet, Traces, read_characterization
 
 FIT_FAMILIES = ("constant", "linear", "soft-bounds", "power")
@@ -64,6 +73,8 @@ class DeviceData:
     grid: tuple | None = None      # (g_prev, dg, pol) each (cycle, read-1), NaN padded
     spread: np.ndarray | None = None  # LUT: std of ΔG per point
     pair: np.ndarray | None = None    # point i and i+1 are successive steps of one ramp
+    reads: np.ndarray | None = None   # traces: the measured conductance (cycle, read), NaN padded
+    rpol: np.ndarray | None = None    # traces: polarity of the pulse before each read (cycle, read)
 
 
 def device_data(obj: Traces | LutSet) -> list[DeviceData]:
@@ -75,7 +86,7 @@ def device_data(obj: Traces | LutSet) -> list[DeviceData]:
             nxt = np.zeros_like(ok)
             nxt[:, :-1] = ok[:, :-1] & ok[:, 1:] & (pol[d][:, :-1] == pol[d][:, 1:])
             out.append(DeviceData(gp[d][ok], dg[d][ok], pol[d][ok].astype(np.int8), grid=(gp[d], dg[d], pol[d]),
-                                  pair=nxt[ok]))
+                                  pair=nxt[ok], reads=obj.g[d], rpol=obj.pol[d]))
     else:
         for t in range(obj.n_devices):
             g, mu, su, md, sd = obj.moments(t)
@@ -113,12 +124,16 @@ class FamilyFit:
     read_num: float = 0.0             # -Σ r_i r_{i+1}
     read_den: int = 0                 # pairs
     lag1: float = float("nan")
-    ic_rss: float | None = None       # RSS and points of the information criteria (all steps)
-    ic_n: int | None = None
+    nll: float | None = None          # traces: -log-likelihood of the reads (state-space model)
+    nll_n: int = 0                    # reads in it
+    c2c_ml: float = float("nan")      # traces: maximum-likelihood c2c and read noise of this device
+    read_ml: float = float("nan")
+    ss: tuple | None = None           # traces: what ss_uncertainty needs
 
     def _ll(self):
-        rss, n = (self.rss, self.n) if self.ic_rss is None else (self.ic_rss, self.ic_n)
-        return n * math.log(max(rss, 1e-300) / n), n
+        if self.nll is not None:
+            return 2.0 * self.nll, self.nll_n
+        return self.n * math.log(max(self.rss, 1e-300) / self.n), self.n
 
     @property
     def aic(self):
@@ -180,9 +195,17 @@ def _starts(family: str, dd: DeviceData, s: float):
     return out
 
 
-def fit_family(family: str, dd: DeviceData, *, keep: np.ndarray | None = None, bootstrap: int = 0,
-               seed: int = 0) -> FamilyFit:
-    """Least-squares fit of one family to one device (on the points ``keep``, refined from a fit on all)."""
+def fit_family(family: str, dd: DeviceData, *, bootstrap: int = 0, seed: int = 0) -> FamilyFit:
+    """Fit one family to one device: least squares of the steps (look-up tables; the starting point
+    for traces), then for traces the maximum likelihood of the state-space model."""
+    if dd.reads is None:
+        return _ls_fit(family, dd, bootstrap=bootstrap, seed=seed)
+    return _ss_fit(family, dd, _ls_fit(family, dd, tol=1e-5), bootstrap, seed)
+
+
+def _ls_fit(family: str, dd: DeviceData, *, keep: np.ndarray | None = None, bootstrap: int = 0,
+            seed: int = 0, tol: float = 1e-8) -> FamilyFit:
+    """Least-squares fit of the mean step of one family to one device (on the points ``keep``)."""
     s = float(np.max(np.abs(dd.g))) or 1.0
     g, dg, pol = dd.g / s, dd.dg / s, dd.pol
     k = N_FREE[family]
@@ -211,7 +234,8 @@ def fit_family(family: str, dd: DeviceData, *, keep: np.ndarray | None = None, b
     for x0 in _starts(family, dd, s):
         x0 = np.clip(np.asarray(x0[:k], float), np.asarray(lb) + 1e-12, np.asarray(ub) - 1e-12)
         x0[1] = max(x0[1], x0[0] + 0.05 * span)
-        r = least_squares(resid, x0, bounds=(lb, ub), method="trf", x_scale="jac", max_nfev=200 * k)
+        r = least_squares(resid, x0, bounds=(lb, ub), method="trf", x_scale="jac", max_nfev=200 * k, ftol=tol,
+                          xtol=tol)
         if best is None or r.cost < best.cost:
             best = r
     if keep is None:
@@ -242,6 +266,226 @@ def fit_family(family: str, dd: DeviceData, *, keep: np.ndarray | None = None, b
     ff = FamilyFit(theta=theta, se=se_full, rss=rss * s * s, n=n, k=k)
     _noise(ff, family, dd)
     return ff
+
+
+# ------------------------------------------------------------------ state-space likelihood
+
+
+@njit(cache=True, inline="always")
+def _phi(t):
+    return math.exp(-0.5 * t * t) * 0.3989422804014327
+
+
+@njit(cache=True, inline="always")
+def _Phi(t):
+    return 0.5 * math.erfc(-t * 0.7071067811865476)
+
+
+@njit(cache=True, inline="always")
+def _clip_moments(mu, var, a, b):
+    """Mean and variance of clip(Z, a, b) for Z ~ N(mu, var) (doubly censored normal)."""
+    s = math.sqrt(var)
+    if s <= 1e-12 * (b - a):
+        m = min(max(mu, a), b)
+        return m, 0.0
+    al, be = (a - mu) / s, (b - mu) / s
+    if al < -9.0 and be > 9.0:  # no mass beyond the bounds
+        return mu, var
+    pa, pb, fa, fb = _Phi(al), _Phi(be), _phi(al), _phi(be)
+    mid = pb - pa
+    m = a * pa + b * (1.0 - pb) + mu * mid + s * (fa - fb)
+    m2 = (a * a * pa + b * b * (1.0 - pb) + (mu * mu + var) * mid + 2.0 * mu * s * (fa - fb)
+          + var * (al * fa - be * fb))
+    v = m2 - m * m
+    return min(max(m, a), b), (v if v > 0.0 else 0.0)
+
+
+@njit(cache=True)
+def _ss_contrib(family, p, ys, pols, out):
+    """Prediction-error decomposition of the Gaussian (assumed-density) filter of one device.
+
+    Hidden state: the true conductance G_k; a pulse maps it to clip(G + μ(G)(1 + c2c·ξ), G_min,
+    G_max) (the one pulse law; moments of the censored normal), every read adds N(0, σ_read²).
+    ``p`` = (g_min, g_max, log dg_up, log dg_down, gamma_up, gamma_down, log c2c, log σ_read) in
+    scaled units. Writes -log-likelihood contributions of every read after a cycle's first into
+    ``out`` (cycle, read) and returns their sum."""
+    gmin, gmax = p[0], p[1]
+    dgu, dgd = math.exp(p[2]), math.exp(p[3])
+    gu, gd = p[4], p[5]
+    c2 = math.exp(2.0 * p[6])
+    r2 = math.exp(2.0 * p[7])
+    total = 0.0
+    nc, nr = ys.shape
+    for c in range(nc):
+        started = False
+        m, P = 0.0, 0.0
+        for k in range(nr):
+            out[c, k] = 0.0
+            y = ys[c, k]
+            if not started:
+                if not math.isnan(y):
+                    m, P, started = y, r2, True
+                continue
+            pol = pols[c, k]
+            if pol != 0:
+                if gmax <= gmin:
+                    out[c, k] = 1e6
+                    total += 1e6
+                    continue
+                sd = math.sqrt(P)
+                mu0 = mean_step(family, pol, m, gmin, gmax, dgu, dgd, gu, gd)
+                mup = mean_step(family, pol, m + sd, gmin, gmax, dgu, dgd, gu, gd)
+                mum = mean_step(family, pol, m - sd, gmin, gmax, dgu, dgd, gu, gd)
+                slope = (mup - mum) / (2.0 * sd) if sd > 0.0 else 0.0
+                zm = m + mu0
+                zv = (1.0 + slope) ** 2 * P + c2 * (mu0 * mu0 + slope * slope * P)
+                m, P = _clip_moments(zm, zv, gmin, gmax)
+            if math.isnan(y):
+                continue
+            S = P + r2
+            nu = y - m
+            ll = 0.5 * (math.log(6.283185307179586 * S) + nu * nu / S)
+            out[c, k] = ll
+            total += ll
+            K = P / S
+            m = min(max(m + K * nu, gmin), gmax)
+            P = (1.0 - K) * P
+    return total
+
+
+SS_FREE = {"constant": [0, 1, 2, 3, 6, 7], "soft-bounds": [0, 1, 2, 3, 6, 7], "linear": list(range(8)),
+           "power": list(range(8))}
+
+
+def _ss_scaled(dd: DeviceData):
+    ys = dd.reads
+    off = float(np.nanmin(ys))
+    sc = float(np.nanmax(ys) - off) or (abs(off) or 1.0)
+    return (ys - off) / sc, off, sc
+
+
+def _ss_bounds(family: str):
+    lb = [-1.0, 0.0, -25.0, -25.0, 0.0, 0.0, math.log(1e-4), math.log(1e-7)]
+    ub = [1.0, 11.0, 3.0, 3.0, 0.0, 0.0, math.log(3.0), math.log(1.0)]
+    if family in GAMMA_BOUNDS:
+        lb[4] = lb[5] = GAMMA_BOUNDS[family][0]
+        ub[4] = ub[5] = GAMMA_BOUNDS[family][1]
+    return np.array(lb), np.array(ub)
+
+
+def _ss_minimize(code, free, full, lb, ub, x0, ys, pols):
+    buf = np.empty(ys.shape)
+
+    def f(x):
+        return _ss_contrib(code, full(x), ys, pols, buf)
+
+    x0 = np.clip(x0, lb[free] + 1e-9, ub[free] - 1e-9)
+    # SLSQP: fast here (L-BFGS-B spends its time in threaded BLAS calls on tiny matrices)
+    r = minimize(f, x0, method="SLSQP", bounds=list(zip(lb[free], ub[free])), options={"maxiter": 300, "ftol": 1e-7})
+    return r
+
+
+def _ss_cov(code, free, full, x, ys, pols, lb, ub):
+    """Sandwich covariance H⁻¹ (Σ s_k s_kᵀ) H⁻¹ of the per-read scores s_k (central differences)."""
+    buf = np.empty(ys.shape)
+    p = len(x)
+    h = 1e-4 * np.maximum(1.0, np.abs(x))
+
+    def scores(z):
+        cols = []
+        for j in range(p):
+            a, b = z.copy(), z.copy()
+            a[j] += h[j]
+            b[j] -= h[j]
+            _ss_contrib(code, full(a), ys, pols, buf)
+            la = buf.copy()
+            _ss_contrib(code, full(b), ys, pols, buf)
+            cols.append(((la - buf) / (2 * h[j])).ravel())
+        return np.array(cols).T
+
+    S = scores(x)
+    H = np.empty((p, p))
+    for i in range(p):
+        a, b = x.copy(), x.copy()
+        a[i] += h[i]
+        b[i] -= h[i]
+        H[i] = (scores(a).sum(0) - scores(b).sum(0)) / (2 * h[i])
+    H = 0.5 * (H + H.T)
+    with np.errstate(all="ignore"):
+        Hi = np.linalg.pinv(H)
+        cov = Hi @ (S.T @ S) @ Hi
+        var = np.diag(cov).copy()
+        w, v = np.linalg.eigh(H)
+        bad = w <= 1e-10 * max(w.max(), 1e-300)
+        if bad.any():
+            var[np.any(np.abs(v[:, bad]) > 1e-3, axis=1)] = np.inf
+    at_bound = (x <= lb[free] + 1e-6) | (x >= ub[free] - 1e-6)
+    var[at_bound & ~np.isfinite(var)] = np.inf
+    return np.sqrt(np.clip(var, 0, None))
+
+
+def _ss_fit(family: str, dd: DeviceData, pilot: FamilyFit, bootstrap: int, seed: int) -> FamilyFit:
+    """Maximum likelihood of the conductance trajectory (state-space model, see module doc)."""
+    ys, off, sc = _ss_scaled(dd)
+    pols = np.nan_to_num(dd.rpol).astype(np.int64)
+    code = FAMILY_CODES[family]
+    free = SS_FREE[family]
+    lb, ub = _ss_bounds(family)
+    th = np.nan_to_num(pilot.theta)
+    c2c0 = c2c_of([pilot]) if pilot.c2c_den > 0 else 0.1
+    rn0 = read_noise_of([pilot])
+    base = np.array([(th[0] - off) / sc, (th[1] - off) / sc, math.log(max(th[2] / sc, 1e-9)),
+                     math.log(max(th[3] / sc, 1e-9)), th[4], th[5], math.log(min(max(c2c0, 0.02), 2.0)),
+                     math.log(max(rn0 / sc, 1e-4))])
+
+    def full(x):
+        q = base.copy()
+        q[free] = x
+        return q
+
+    r = _ss_minimize(code, free, full, lb, ub, base[free], ys, pols)
+    x = r.x
+    q = full(x)
+    theta = np.array([off + sc * q[0], off + sc * q[1], sc * math.exp(q[2]), sc * math.exp(q[3]), q[4], q[5]])
+    if len(free) == 6:
+        theta[4:] = np.nan
+    n = int(np.count_nonzero(np.isfinite(ys)) - np.count_nonzero(np.isfinite(ys).any(axis=1)))
+    c2c, rn = math.exp(q[6]), sc * math.exp(q[7])
+    # step residuals of the mean law (RMSE, figure) at the fitted parameters
+    pred = predict(family, np.nan_to_num(theta), dd.g, dd.pol)
+    rss = float(np.sum((dd.dg - pred) ** 2))
+    ff = FamilyFit(theta=theta, se=np.full(6, np.nan), rss=rss, n=len(dd.g), k=len(free),
+                   nll=float(r.fun) + n * math.log(sc), nll_n=n, c2c_num=n * c2c * c2c, c2c_den=float(n),
+                   read_num=n * rn * rn, read_den=n, lag1=pilot.lag1, c2c_ml=c2c, read_ml=rn)
+    ff.ss = (code, free, full, x, ys, pols, lb, ub, sc, bootstrap, seed)
+    return ff
+
+
+def ss_uncertainty(ff: FamilyFit) -> None:
+    """Standard errors of a state-space fit (sandwich covariance, or a bootstrap over whole cycles —
+    the reads inside a cycle are dependent — when ``bootstrap > 0`` and there are 2 cycles or more).
+    Computed on demand: only the chosen family needs them."""
+    if ff.ss is None:
+        return
+    code, free, full, x, ys, pols, lb, ub, sc, bootstrap, seed = ff.ss
+    nc = ys.shape[0]
+    if bootstrap > 0 and nc >= 2:
+        rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0xB007]))
+        reps = []
+        for _ in range(bootstrap):
+            i = rng.integers(0, nc, nc)
+            reps.append(_ss_minimize(code, free, full, lb, ub, x, ys[i], pols[i]).x)
+        se = np.std(np.array(reps), axis=0, ddof=1)
+    else:
+        se = _ss_cov(code, free, full, x, ys, pols, lb, ub)
+    qse = np.zeros(8)
+    qse[free] = se
+    th = ff.theta
+    se6 = np.array([sc * qse[0], sc * qse[1], th[2] * qse[2], th[3] * qse[3], qse[4], qse[5]])
+    if len(free) == 6:
+        se6[4:] = np.nan
+    ff.se = se6
+    ff.ss = None
 
 
 def _sandwich_se(J: np.ndarray, r: np.ndarray, pair: np.ndarray | None) -> np.ndarray:
@@ -406,7 +650,8 @@ class FitResult:
 
 
 def fit_data(data: Traces | LutSet, *, family: str = "auto", source: str = "", keep_table: bool = True,
-             bootstrap: int = 0, seed: int = 0) -> FitResult:
+             bootstrap: int = 0, seed: int = 0, compare: bool = True) -> FitResult:
+    """Fit every family (``compare=False`` with a named family: that family only) and choose one."""
     if family != "auto" and family not in FIT_FAMILIES:
         raise InputError("--family", f"got {family!r}, expected auto or one of {', '.join(FIT_FAMILIES)}")
     dds = device_data(data)
@@ -414,21 +659,24 @@ def fit_data(data: Traces | LutSet, *, family: str = "auto", source: str = "", k
         for s, word in ((1, "potentiation (+1)"), (-1, "depression (-1)")):
             if np.count_nonzero(dd.pol == s) < 2:
                 raise InputError(f"{data.source}: device {name}", f"fewer than 2 {word} steps, expected at least 2 per polarity")
-    fits = {f: [fit_family(f, dd, bootstrap=bootstrap, seed=seed) for dd in dds] for f in FIT_FAMILIES}
+    fams = FIT_FAMILIES if (compare or family == "auto") else (family,)
+    fits = {f: [fit_family(f, dd, bootstrap=bootstrap, seed=seed) for dd in dds] for f in fams}
     r2, r2_dev, models = {}, {}, {}
     is_trace = isinstance(data, Traces)
-    for f in FIT_FAMILIES:
+    for f in fams:
         th = np.array([x.theta for x in fits[f]])
         if is_trace:
             models[f] = trace_model(f, th, data)
             r2_dev[f], r2[f] = r2_trace(data.g, models[f])
         else:
             r2_dev[f], r2[f] = r2_steps(f, th, dds)
-    bic = {f: sum(x.bic for x in fits[f]) for f in FIT_FAMILIES}
-    aic = {f: sum(x.aic for x in fits[f]) for f in FIT_FAMILIES}
-    chosen = min(FIT_FAMILIES, key=lambda f: bic[f]) if family == "auto" else family
+    bic = {f: sum(x.bic for x in fits[f]) for f in fams}
+    aic = {f: sum(x.aic for x in fits[f]) for f in fams}
+    chosen = min(fams, key=lambda f: bic[f]) if family == "auto" else family
     chosen_by = "lowest BIC" if family == "auto" else "user (--family)"
     cf = fits[chosen]
+    for x in cf:
+        ss_uncertainty(x)
     est = np.array([x.theta for x in cf])
     se = np.array([x.se for x in cf])
     names = specmod.PARAMS_BY_FAMILY[chosen]
@@ -438,22 +686,22 @@ def fit_data(data: Traces | LutSet, *, family: str = "auto", source: str = "", k
     lag1 = [x.lag1 for x in cf]
     families = {f: {"aic": _num(aic[f]), "bic": _num(bic[f]), "r2": _num(r2[f]),
                     "rmse_step_S": _num(math.sqrt(sum(x.rss for x in fits[f]) / sum(x.n for x in fits[f])))}
-                for f in FIT_FAMILIES}
+                for f in fams}
     r2_kind = "trace" if is_trace else "mean step per bin"
     fit_info = {"chosen_by": chosen_by, "input": "long-form table" if is_trace else "look-up tables",
                 "r2_of": r2_kind, "uncertainty": f"bootstrap ({bootstrap} resamples)" if bootstrap else "covariance",
                 "units": "S" if is_trace else "S (look-up tables read as siemens, as CrossSim does)",
                 "lag1_corr_mean": _num(np.nanmean(lag1)) if is_trace else None,
-                "c2c_std_by_family": {f: _num(c2c_of(fits[f])) for f in FIT_FAMILIES}}
+                "c2c_std_by_family": {f: _num(c2c_of(fits[f])) for f in fams}}
     if is_trace:
-        fit_info["read_noise_S_by_family"] = {f: _num(read_noise_of(fits[f])) for f in FIT_FAMILIES}
+        fit_info["read_noise_S_by_family"] = {f: _num(read_noise_of(fits[f])) for f in fams}
     table = {"source": source or data.source} if (not is_trace and keep_table) else None
     raw = specmod.DeviceSpec(model=chosen, population=pop, c2c_std=c2c, read_noise_S=rn, source=source or data.source,
                              devices=len(dds), correlations=corr, table=table,
                              extra={"families": families, "uncertainty": unc, "fit": fit_info}).to_dict()
     spec = specmod.from_dict(json.loads(json.dumps(raw)), "fitted device")
     metrics = {"family": chosen, "chosen_by": chosen_by, "devices": len(dds), "input": fit_info["input"],
-               "r2_of": r2_kind, "r2": {f: _num(r2[f]) for f in FIT_FAMILIES}, "bic": {f: _num(bic[f]) for f in FIT_FAMILIES},
+               "r2_of": r2_kind, "r2": {f: _num(r2[f]) for f in fams}, "bic": {f: _num(bic[f]) for f in fams},
                "c2c_std": _num(c2c), "read_noise_S": _num(rn),
                "lag1_corr": _num(np.nanmean(lag1)) if is_trace else None}
     return FitResult(data=data, dds=dds, fits=fits, chosen=chosen, chosen_by=chosen_by, r2=r2, r2_dev=r2_dev,
@@ -468,7 +716,7 @@ def to_dataset(res: FitResult):
     import xarray as xr
 
     nd = len(res.dds)
-    fams = list(FIT_FAMILIES)
+    fams = list(res.fits)
     est = np.array([[x.theta for x in res.fits[f]] for f in fams]).transpose(1, 0, 2)
     se = np.array([[x.se for x in res.fits[f]] for f in fams]).transpose(1, 0, 2)
     per = lambda attr: np.array([[getattr(x, attr) for x in res.fits[f]] for f in fams]).T  # noqa: E731
@@ -477,7 +725,7 @@ def to_dataset(res: FitResult):
     units = {"units": "S for *_S parameters, 1 for gamma_*"}
     ds = xr.Dataset(
         {"estimate": (("device", "family", "param"), est, {**units, "long_name": "per-device least-squares estimate"}),
-         "stderr": (("device", "family", "param"), se, {**units, "long_name": "standard error (inf: not identified)"}),
+         "stderr": (("device", "family", "param"), se, {**units, "long_name": "standard error (inf: not identified; NaN: not computed, families not chosen)"}),
          "rss": (("device", "family"), per("rss"), {"units": "S2"}),
          "n_points": (("device", "family"), per("n"), {"units": "1"}),
          "aic": (("device", "family"), per("aic"), {"units": "1"}),
