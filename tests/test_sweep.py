@@ -1,0 +1,242 @@
+"""Sweeps on Dask: spec validation before any task, bit-identical stores on 1 or 2 workers and
+when run twice, a failed (or killed-worker) task reported with its grid point while the others
+finish, a rerun that runs only the missing regions, incomplete stores refused by fig5.
+
+One spawned 2-worker LocalCluster serves the whole module (cluster start-up is the slow part);
+the 1-worker run goes through the CLI and starts its own in-process cluster.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import ROOT, run_cli
+
+DEVICE = ROOT / "data" / "devices" / "ecram-softbounds.yaml"
+TINY_SET = {"network.hidden": [4], "network.output": "softmax", "network.loss": "ce", "train.lr": [0.1],
+            "dataset.max_train": 60, "dataset.max_test": 40}
+SWEEPS = {
+    "defaults": {"dataset": "optdigits", "epochs": 2, "seeds": [0, 1], "algorithms": ["progressive", "backprop-float"],
+                 "set": TINY_SET, "paper": {"epochs": 3}},
+    "grid2": {"grid": {"network.hidden": [[4], [4, 3]], "device.c2c": [0.0, 0.5]}},
+    "depth": {"seeds": [0], "algorithms": ["progressive", "backprop"], "grid": {"network.hidden": [[4], [4, 4]]}},
+    "lr": {"seeds": [0], "algorithms": ["progressive", "backprop"], "grid": {"train.lr": [0.05, 0.2]}},
+}
+FAIL_LABEL = "network.hidden=4-3 device.c2c=0.5 algorithm=progressive seed=1"
+
+
+def write_params(path: Path, sweeps: dict) -> Path:
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["sweeps"] = sweeps
+    raw["base"]["profile"] = "default"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def load(path: Path):
+    from pipeline import config
+
+    return config.load(path, sections=("base", "device", "array", "network", "dataset", "train", "evaluate", "sweeps"))
+
+
+def tree_digest(path: Path) -> dict[str, str]:
+    """Every file of a store and the hash of its bytes."""
+    return {p.relative_to(path).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(Path(path).rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def params_file(tmp_path_factory) -> Path:
+    return write_params(tmp_path_factory.mktemp("sweep") / "params.yaml", SWEEPS)
+
+
+@pytest.fixture(scope="module")
+def client(params_file):
+    """Kernels compiled (or loaded) here once, then one spawned 2-worker cluster for the module."""
+    from distributed import Client
+
+    from pipeline import sweep
+
+    sweep.warm_up(sweep.resolve(load(params_file), "grid2", device=DEVICE))
+    cluster = sweep.local_cluster(2, 1)
+    c = Client(cluster)
+    yield c
+    c.close()
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def reference(client, params_file, tmp_path_factory) -> Path:
+    from pipeline import sweep
+
+    out = tmp_path_factory.mktemp("ref") / "grid2.zarr"
+    sweep.sweep_command(load(params_file), name="grid2", out=out, device=DEVICE, client=client)
+    return out
+
+
+# ------------------------------------------------------------------------- validation (no tasks)
+
+
+@pytest.mark.parametrize("change, expect", [
+    (lambda s: s["grid2"]["grid"].update({"network.hiden": [[4]]}), "unknown key"),
+    (lambda s: s["grid2"].update({"gird": {}}), "unknown key"),
+    (lambda s: s["grid2"]["grid"].update({"sections.foo": [1]}), "unknown key"),
+    (lambda s: s["grid2"].update({"grid": {}}), "empty grid"),
+    (lambda s: s["grid2"]["grid"].update({"device.c2c": []}), "empty grid axis"),
+    (lambda s: s["grid2"]["grid"].update({"train.lr": [0.1, "fast"]}), "expected a number"),
+    (lambda s: s["grid2"]["grid"].update({"device.states": [10, "many"]}), "expected a number"),
+    (lambda s: s["grid2"]["grid"].update({"network.hidden": [[4], ["x"]]}), "expected an integer"),
+    (lambda s: s["defaults"].update({"epochs": "two"}), "expected an integer"),
+    (lambda s: s["grid2"]["grid"].update({"train.epochs": [1, 2]}), "cannot be swept"),
+    (lambda s: s["defaults"]["set"].update({"array.w_max": "1e-3"}), "write floats"),
+])
+def test_bad_spec_stops_before_any_task(tmp_path, change, expect):
+    sweeps = copy.deepcopy(SWEEPS)
+    change(sweeps)
+    params = write_params(tmp_path / "params.yaml", sweeps)
+    out = tmp_path / "out" / "grid2.zarr"
+    code, text = run_cli(["sweep", "grid2", "--params", str(params), "--device", str(DEVICE), "--out", str(out)])
+    lines = [ln for ln in text.strip().splitlines() if ln]
+    assert code == 2, text
+    assert len(lines) == 1 and lines[0].startswith("error: "), text
+    assert "sweeps.grid2" in lines[0] or "sweeps.defaults" in lines[0], text
+    assert expect in lines[0], text
+    assert not out.exists() and not (tmp_path / "out" / ".grid2.zarr.tmp").exists()
+
+
+def test_unknown_sweep_and_too_many_workers(tmp_path, params_file):
+    from pipeline import sweep
+
+    code, text = run_cli(["sweep", "nope", "--params", str(params_file), "--device", str(DEVICE)])
+    assert code == 2 and "no such sweep" in text and "grid2" in text, text
+    code, text = run_cli(["sweep", "grid2", "--params", str(params_file), "--device", str(DEVICE),
+                          "--workers", str(sweep.cores() + 1), "--out", str(tmp_path / "x.zarr")])
+    assert code == 2 and "exceeds" in text, text
+    assert not (tmp_path / ".x.zarr.tmp").exists()
+
+
+def test_profiles_and_device_transforms(params_file):
+    from pipeline import sweep
+    from pipeline.devices import spec as dspec
+
+    p = load(params_file)
+    sw = sweep.resolve(p, "grid2", device=DEVICE)
+    assert len(sw.tasks) == 2 * 2 * 2 * 2 and sw.epochs == 2
+    assert [a.dim for a in sw.axes] == ["network_hidden", "device_c2c"]
+    from pipeline import config
+
+    paper = sweep.resolve(config.with_changes(p, {"base.profile": "paper"}), "grid2", device=DEVICE)
+    assert paper.epochs == 3 and paper.profile == "paper"
+    base = dspec.read(DEVICE)
+    rng = base.mean("g_max_S") - base.mean("g_min_S")
+    t = sweep.transform_spec(base, {"device.states": 50.0, "device.c2c": 0.1})
+    assert np.isclose(t.mean("dg_up_S"), rng / 50)
+    assert np.isclose(t.mean("dg_down_S") / t.mean("dg_up_S"), base.mean("dg_down_S") / base.mean("dg_up_S"))
+    assert np.isclose(t.population["dg_up_S"].std / t.mean("dg_up_S"), 0.1) and t.c2c_std == 0.1
+    a = sweep.transform_spec(base, {"device.asymmetry": 2.0})
+    assert a.mean("dg_up_S") == base.mean("dg_up_S") and np.isclose(a.mean("dg_down_S"), 2 * base.mean("dg_up_S"))
+
+
+# --------------------------------------------------------------------------- running on Dask
+
+
+def test_store_layout_and_complete(reference):
+    from pipeline import store, sweep
+
+    ds = store.open_dataset(reference)
+    assert dict(ds.sizes) == {"network_hidden": 2, "device_c2c": 2, "algorithm": 2, "seed": 2, "epoch": 3}
+    assert ds.done.values.all() and not ds.diverged.values.any()
+    assert list(ds.network_hidden.values) == ["4", "4-3"] and list(ds.device_c2c.values) == [0.0, 0.5]
+    assert np.isfinite(ds.test_acc.values).all()
+    assert ds.attrs["complete"] and sweep.missing(reference) == []
+    z = store.Store.open(reference, mode="r").group
+    assert z["test_acc"].chunks == (1, 1, 1, 1, 3) and z["done"].chunks == (1, 1, 1, 1)
+    # c2c only changes the hardware runs; float runs start from the same draw and ignore it
+    fl = ds.test_acc.sel(algorithm="backprop-float")
+    assert np.array_equal(fl.isel(device_c2c=0).values, fl.isel(device_c2c=1).values)
+
+
+def test_twice_and_one_worker_bit_identical(reference, client, params_file, tmp_path):
+    from pipeline import sweep
+
+    again = tmp_path / "again" / "grid2.zarr"
+    sweep.sweep_command(load(params_file), name="grid2", out=again, device=DEVICE, client=client)
+    assert tree_digest(again) == tree_digest(reference)
+    one = tmp_path / "one" / "grid2.zarr"
+    code, text = run_cli(["sweep", "grid2", "--params", str(params_file), "--device", str(DEVICE), "--out", str(one),
+                          "--workers", "1"])
+    assert code == 0, text
+    assert tree_digest(one) == tree_digest(reference)
+    # a complete, up-to-date store is left alone
+    code, text = run_cli(["sweep", "grid2", "--params", str(params_file), "--device", str(DEVICE), "--out", str(one)])
+    assert code == 0 and "up to date" in text, text
+
+
+@pytest.mark.parametrize("mode", ["raise", "exit"])
+def test_failed_task_then_rerun_completes_only_missing(mode, reference, client, params_file, tmp_path, monkeypatch,
+                                                       capsys):
+    """A task that raises, or whose worker process exits (as a killed worker), is reported with its
+    grid point; the other regions finish intact; a rerun runs only the missing one."""
+    from pipeline import progress, store, sweep
+
+    progress.configure()
+    out = tmp_path / "grid2.zarr"
+    monkeypatch.setenv("ECRAM_SWEEP_FAIL", FAIL_LABEL)
+    monkeypatch.setenv("ECRAM_SWEEP_FAIL_MODE", mode)
+    with pytest.raises(SystemExit) as exc:
+        sweep.sweep_command(load(params_file), name="grid2", out=out, device=DEVICE, client=client)
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert f"task failed: {FAIL_LABEL}" in err and f"missing: {FAIL_LABEL}" in err, err
+    tmp = tmp_path / ".grid2.zarr.tmp"
+    assert not out.exists() and tmp.exists()
+    assert sweep.missing(tmp) == [FAIL_LABEL]
+    part, ref = store.open_dataset(tmp), store.open_dataset(reference)
+    done = part.done.values
+    assert done.sum() == done.size - 1
+    for v in sweep.METRICS:
+        a, b = part[v].values[done], ref[v].values[done]
+        assert np.array_equal(a, b, equal_nan=True), v
+        assert np.isnan(part[v].values[~done]).all()
+    from pipeline.figures import fig5_scaling
+    from pipeline.errors import InputError
+
+    with pytest.raises(InputError, match="incomplete sweep: 1 of 16"):
+        fig5_scaling.load_sweep(tmp)
+    monkeypatch.delenv("ECRAM_SWEEP_FAIL")
+    sweep.sweep_command(load(params_file), name="grid2", out=out, device=DEVICE, client=client)
+    assert "16 tasks, 1 to run, 15 already done" in capsys.readouterr().err
+    assert tree_digest(out) == tree_digest(reference)
+    assert not tmp.exists()
+
+
+def test_allow_incomplete_and_fig5(client, params_file, tmp_path, monkeypatch):
+    from pipeline import config, store, sweep
+    from pipeline.figures import fig5_scaling
+
+    sweeps_dir = tmp_path / "sweeps"
+    p = load(params_file)
+    monkeypatch.setenv("ECRAM_SWEEP_FAIL", "train.lr=0.2 algorithm=backprop seed=0")
+    sweep.sweep_command(config.with_changes(p, {"evaluate.allow_incomplete": True}), name="lr",
+                        out=sweeps_dir / "lr.zarr", device=DEVICE, client=client)
+    monkeypatch.delenv("ECRAM_SWEEP_FAIL")
+    ds = store.open_dataset(sweeps_dir / "lr.zarr")
+    assert ds.attrs["allow_incomplete"] and ds.attrs["missing"] == ["train.lr=0.2 algorithm=backprop seed=0"]
+    sweep.sweep_command(p, name="depth", out=sweeps_dir / "depth.zarr", device=DEVICE, client=client)
+    paths = fig5_scaling.make(tmp_path / "fig", sweeps_dir, config.Figures(formats=["png"], dpi=60))
+    png = tmp_path / "fig" / "fig5_scaling.png"
+    assert png in paths and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import json
+
+    numbers = json.loads((tmp_path / "fig" / "fig5_scaling.json").read_text())
+    assert set(numbers) == {"depth", "lr"} and numbers["lr"]["missing"] == 1
+    assert len(numbers["depth"]["progressive"]["mean"]) == 2
+    # rerunning without the flag completes the missing task in place
+    sweep.sweep_command(p, name="lr", out=sweeps_dir / "lr.zarr", device=DEVICE, client=client)
+    assert store.open_dataset(sweeps_dir / "lr.zarr").done.values.all()
