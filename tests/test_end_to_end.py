@@ -41,6 +41,9 @@ def test_dvc_repro_tiny(tmp_path):
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["train"].update({"epochs": 2, "seeds": [0], "algorithms": ["progressive", "backprop-float"]})
     params["record"]["probes"] = 4
+    params["sweeps"]["defaults"]["epochs"] = 1
+    params["sweeps"]["defaults"]["seeds"] = [0]
+    params["sweeps"]["defaults"]["set"].update({"dataset.max_train": 60, "dataset.max_test": 60})
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     bindir = str(Path(sys.executable).parent)
     env = dict(os.environ, PATH=bindir + os.pathsep + os.environ.get("PATH", ""), PYTHONPATH=str(repo),
@@ -52,11 +55,12 @@ def test_dvc_repro_tiny(tmp_path):
     dvc_yaml = yaml.safe_load((repo / "dvc.yaml").read_text())
     outs = ["results/device/device.yaml", "results/device/fit.zarr", "results/device/metrics.json",
             "results/arrays/arrays.zarr", "results/train/progressive-0/run.zarr", "results/train/backprop-float-0/run.zarr",
-            "results/eval/eval.zarr", "results/eval/metrics.json", "results/eval/curves/progressive.csv"]
-    assert set(dvc_yaml["stages"]) == {"fit", "instantiate", "train", "evaluate", "figures"}
+            "results/eval/eval.zarr", "results/eval/metrics.json", "results/eval/curves/progressive.csv",
+            *(f"results/sweeps/{name}.zarr" for name in ("depth", "width", "lr", "states", "asymmetry", "c2c"))]
+    assert set(dvc_yaml["stages"]) == {"fit", "instantiate", "train", "evaluate", "sweep", "figures"}
     for out in outs:
         assert (repo / out).exists(), out
-    for fig in ("fig1_storage", "fig2_device", "fig3_insitu_error", "fig4_hardware_training"):
+    for fig in ("fig1_storage", "fig2_device", "fig3_insitu_error", "fig4_hardware_training", "fig5_scaling"):
         png = repo / "results" / "figures" / f"{fig}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000, fig
         assert (repo / "results" / "figures" / f"{fig}.pdf").stat().st_size > 1000

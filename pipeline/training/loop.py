@@ -185,7 +185,11 @@ def forward(g, W, dev, ph, cfg, flt, x, A, Z, aoff, zoff, step, nread, ledger, n
         if flt:
             _float_fwd(W, dev, l, xin, z)
         else:
-            K.read_fwd(g, dev, ph, l, xin, z, key4(cfg.seed, STREAM_READ + nread, step, l), noisy)
+            kr = key4(cfg.seed, STREAM_READ + nread, step, l)
+            if dev.rows[l] * dev.cols[l] * g.shape[0] >= ph.parallel_min:
+                K.read_forward_parallel(g, dev, ph, l, xin, z, kr, noisy)
+            else:
+                K.read_forward(g, dev, ph, l, xin, z, kr, noisy)
             nread += 1
             ledger[L_DEVICE_READS] += dev.rows[l] * dev.cols[l] * g.shape[0]
         ledger[L_READS] += 1
@@ -241,7 +245,11 @@ def hidden_error(g, W, dev, ph, cfg, flt, l, A, Z, D, aoff, zoff, tmp, step, nre
     if flt:
         _float_tr(W, dev, l + 1, dn, x)
     else:
-        K.read_tr(g, dev, ph, l + 1, dn, x, key4(cfg.seed, STREAM_READ + nread, step, l + 1), noisy)
+        kr = key4(cfg.seed, STREAM_READ + nread, step, l + 1)
+        if dev.rows[l + 1] * dev.cols[l + 1] * g.shape[0] >= ph.parallel_min:
+            K.read_transposed_parallel(g, dev, ph, l + 1, dn, x, kr, noisy)
+        else:
+            K.read_transposed(g, dev, ph, l + 1, dn, x, kr, noisy)
         nread += 1
         ledger[L_DEVICE_READS] += dev.rows[l + 1] * dev.cols[l + 1] * g.shape[0]
     ledger[L_READS] += 1
@@ -260,7 +268,10 @@ def write_layer(g, W, dev, ph, flt, l, D, A, aoff, zoff, lr, seed, step, cnt_up,
     if flt:
         _float_update(W, dev, l, d, a, lr)
     else:
-        up, dn = K.update_layer(g, dev, ph, l, d, a, lr, seed, step, cnt_up, cnt_dn)
+        if dev.rows[l] * dev.cols[l] * g.shape[0] >= ph.parallel_min:
+            up, dn = K.update_layer_parallel(g, dev, ph, l, d, a, lr, seed, step, cnt_up, cnt_dn)
+        else:
+            up, dn = K.update_layer_serial(g, dev, ph, l, d, a, lr, seed, step, cnt_up, cnt_dn)
         ledger[L_PULSES_UP] += up
         ledger[L_PULSES_DOWN] += dn
 
