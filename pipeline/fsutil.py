@@ -47,11 +47,11 @@ def atomic_path(path: Path, *, is_dir: bool = True, keep_tmp_on_error: bool = Fa
     check_output_path(path, want_dir=is_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = tmp_sibling(path)
-    if not keep_tmp_on_error:
-        remove(tmp)
-    if is_dir:
-        tmp.mkdir(parents=True, exist_ok=True)
-    try:
+    try:  # an interruption at any point from here on removes the temporary sibling
+        if not keep_tmp_on_error:
+            remove(tmp)
+        if is_dir:
+            tmp.mkdir(parents=True, exist_ok=True)
         yield tmp
     except BaseException:
         if not keep_tmp_on_error:

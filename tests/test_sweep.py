@@ -196,10 +196,13 @@ def test_failed_task_then_rerun_completes_only_missing(mode, reference, client, 
     assert f"task failed: {FAIL_LABEL}" in err and f"missing: {FAIL_LABEL}" in err, err
     tmp = tmp_path / ".grid2.zarr.tmp"
     assert not out.exists() and tmp.exists()
-    assert sweep.missing(tmp) == [FAIL_LABEL]
+    missing = sweep.missing(tmp)
+    # a raising task is the only one missing; a worker that exits can take a task running beside
+    # it on the same worker down with it (Dask counts both as suspicious)
+    assert FAIL_LABEL in missing and (len(missing) == 1 if mode == "raise" else len(missing) <= 2), missing
     part, ref = store.open_dataset(tmp), store.open_dataset(reference)
     done = part.done.values
-    assert done.sum() == done.size - 1
+    assert done.sum() == done.size - len(missing)
     for v in sweep.METRICS:
         a, b = part[v].values[done], ref[v].values[done]
         assert np.array_equal(a, b, equal_nan=True), v
@@ -207,11 +210,11 @@ def test_failed_task_then_rerun_completes_only_missing(mode, reference, client, 
     from pipeline.figures import fig5_scaling
     from pipeline.errors import InputError
 
-    with pytest.raises(InputError, match="incomplete sweep: 1 of 16"):
+    with pytest.raises(InputError, match=f"incomplete sweep: {len(missing)} of 16"):
         fig5_scaling.load_sweep(tmp)
     monkeypatch.delenv("ECRAM_SWEEP_FAIL")
     sweep.sweep_command(load(params_file), name="grid2", out=out, device=DEVICE, client=client)
-    assert "16 tasks, 1 to run, 15 already done" in capsys.readouterr().err
+    assert f"16 tasks, {len(missing)} to run, {16 - len(missing)} already done" in capsys.readouterr().err
     assert tree_digest(out) == tree_digest(reference)
     assert not tmp.exists()
 
