@@ -19,7 +19,8 @@ def _numba_cache_dir() -> str:
     Numba invalidates a cached function only when *its own* file changes, not when a jitted
     function it calls (in another module) changes; a stale cache can then crash. Keying the
     folder on all sources makes any change start from a clean cache. ``NUMBA_CACHE_DIR`` set by
-    the user wins.
+    the user wins; ``ECRAM_CACHE_DIR`` moves the base folder (``make test`` uses one inside the
+    checkout, so a test run never meets a cache written by another checkout or session).
 
     The folder is also keyed on the thread count numba will start with (``NUMBA_NUM_THREADS``,
     default: the cores): a ``parallel=True`` function cached under one thread count can crash a
@@ -29,7 +30,8 @@ def _numba_cache_dir() -> str:
     for path in sorted(root.rglob("*.py")):
         h.update(path.relative_to(root).as_posix().encode())
         h.update(path.read_bytes())
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ecram-insitu"
+    base = Path(os.environ.get("ECRAM_CACHE_DIR") or
+                Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ecram-insitu")
     threads = os.environ.get("NUMBA_NUM_THREADS") or str(os.cpu_count() or 1)
     return str(base / f"numba-{h.hexdigest()[:16]}-t{threads}")
 
