@@ -660,7 +660,14 @@ def fit_data(data: Traces | LutSet, *, family: str = "auto", source: str = "", k
             if np.count_nonzero(dd.pol == s) < 2:
                 raise InputError(f"{data.source}: device {name}", f"fewer than 2 {word} steps, expected at least 2 per polarity")
     fams = FIT_FAMILIES if (compare or family == "auto") else (family,)
-    fits = {f: [fit_family(f, dd, bootstrap=bootstrap, seed=seed) for dd in dds] for f in fams}
+    from .. import progress
+
+    fits = {f: [] for f in fams}
+    with progress.bar(f"fit {len(dds)} devices x {len(fams)} families", total=len(dds) * len(fams)) as bar:
+        for f in fams:
+            for dd in dds:
+                fits[f].append(fit_family(f, dd, bootstrap=bootstrap, seed=seed))
+                bar.advance()
     r2, r2_dev, models = {}, {}, {}
     is_trace = isinstance(data, Traces)
     for f in fams:
