@@ -134,7 +134,7 @@ def evaluate_command(p, *, runs: Path, out: Path) -> None:
     found = find_runs(runs, list(p.train.algorithms), list(p.train.seeds))
     ds = collect(found)
     m = metrics(ds)
-    with fsutil.atomic_path(out) as tmp:
+    with fsutil.atomic_path(out, defer_signals=True) as tmp:
         store.write_dataset(ds, tmp / "eval.zarr")
         (tmp / "metrics.json").write_text(json.dumps(m, indent=2, sort_keys=True) + "\n")
         write_curves(ds, tmp / "curves")

@@ -27,6 +27,19 @@ def remove(path: Path) -> None:
         path.unlink()
 
 
+def remove_settled(path: Path, settle_s: float = 0.5) -> None:
+    """Remove ``path`` and keep removing it while background writers settle: zarr writes from an
+    I/O thread that can still create files for a moment after the main thread was interrupted."""
+    import time
+
+    remove(path)
+    deadline = time.monotonic() + settle_s
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        if Path(path).exists() or Path(path).is_symlink():
+            remove(path)
+
+
 def check_output_path(path: Path, *, want_dir: bool, where: str = "--out") -> Path:
     """Refuse an output path whose parent is a file, or that is a file where a folder is wanted."""
     path = Path(path)
@@ -41,8 +54,43 @@ def check_output_path(path: Path, *, want_dir: bool, where: str = "--out") -> Pa
 
 
 @contextlib.contextmanager
-def atomic_path(path: Path, *, is_dir: bool = True, keep_tmp_on_error: bool = False):
-    """Yield a temporary sibling of ``path``; on success replace ``path`` with it."""
+def deferred_signals():
+    """Hold SIGINT / SIGTERM until the block ends; yields a list that receives the signals held.
+
+    For short write phases: zarr writes from an I/O thread, so an exception raised in the main
+    thread mid-write would leave that thread writing into a folder being removed."""
+    import signal
+
+    got: list[int] = []
+
+    def hold(signum, frame):  # noqa: ARG001
+        got.append(signum)
+
+    try:
+        old = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: signals cannot be handled here anyway
+        yield got
+        return
+    try:
+        yield got
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path, *, is_dir: bool = True, keep_tmp_on_error: bool = False, defer_signals: bool = False):
+    """Yield a temporary sibling of ``path``; on success replace ``path`` with it.
+
+    With ``defer_signals`` (short write phases) an interruption during the block lets the writes
+    finish, then discards them and raises KeyboardInterrupt: the earlier output stays in place."""
+    if defer_signals:
+        with deferred_signals() as got:
+            with atomic_path(path, is_dir=is_dir, keep_tmp_on_error=keep_tmp_on_error) as tmp:
+                yield tmp
+                if got:
+                    raise KeyboardInterrupt
+        return
     path = Path(path)
     check_output_path(path, want_dir=is_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -55,7 +103,7 @@ def atomic_path(path: Path, *, is_dir: bool = True, keep_tmp_on_error: bool = Fa
         yield tmp
     except BaseException:
         if not keep_tmp_on_error:
-            remove(tmp)
+            remove_settled(tmp)
         raise
     old = path.with_name(f".{path.name}.old")
     remove(old)

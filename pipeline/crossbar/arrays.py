@@ -314,7 +314,7 @@ def init_command(p, *, device: Path, out: Path) -> None:
     data = datasets.load(p.dataset)
     sizes = network_sizes(data.n_features, p.network.hidden, data.n_classes)
     net = build(p, spec, sizes)
-    with fsutil.atomic_path(out) as tmp:
+    with fsutil.atomic_path(out, defer_signals=True) as tmp:
         fsutil.remove(tmp)
         save(net, tmp, to_dict(p.array))
     progress.log(f"arrays: {' -> '.join(map(str, sizes))} ({net.attrs['mapping']}, {net.attrs['model']}, "

@@ -788,7 +788,7 @@ def write_outputs(res: FitResult, out: Path) -> None:
     from ..store import write_dataset
 
     ds = to_dataset(res)
-    with atomic_path(Path(out), is_dir=True) as tmp:
+    with atomic_path(Path(out), is_dir=True, defer_signals=True) as tmp:
         tmp = Path(tmp)
         (tmp / "device.yaml").write_text(specmod.dump(res.spec))
         write_dataset(ds, tmp / "fit.zarr")
