@@ -37,8 +37,6 @@ app.add_typer(device_app, name="device")
 app.add_typer(array_app, name="array")
 app.add_typer(bench_app, name="bench")
 
-_STATE = {"debug": False, "quiet": False, "verbose": False}
-
 PARAMS_OPT = typer.Option(Path("params.yaml"), "--params", "-p", help="params file to read")
 SET_OPT = typer.Option(None, "--set", "-s", help="override a param: key.path=value (repeatable)")
 
@@ -49,7 +47,6 @@ def _root(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="more progress output"),
 ):
-    _STATE.update(debug=debug, quiet=quiet, verbose=verbose)
     from . import progress
 
     progress.configure(quiet=quiet, verbose=verbose)

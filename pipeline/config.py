@@ -130,7 +130,8 @@ class Train:
     lr: list[float] = _f([0.1], lo=0.0, lo_open=True, doc="one rate, or one per layer (output layer last)")
     e_pulse_J: float = _f(1.0e-12, lo=0.0, doc="energy of one write pulse")
     e_read_J: float = _f(1.0e-15, lo=0.0, doc="energy of one device read (one multiply-accumulate)")
-    parallel_min: int = _f(16384, lo=1, doc="use threads for arrays with at least this many devices")
+    parallel_min: int = _f(16384, lo=1, doc="threaded kernels for arrays of at least this many devices, in the "
+                           "standalone kernel dispatch (training runs use the serial, cached kernels)")
 
 
 @dataclass(frozen=True)

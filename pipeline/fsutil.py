@@ -112,7 +112,3 @@ def atomic_path(path: Path, *, is_dir: bool = True, keep_tmp_on_error: bool = Fa
     os.replace(tmp, path)
     remove(old)
 
-
-def write_text_atomic(path: Path, text: str) -> None:
-    with atomic_path(path, is_dir=False) as tmp:
-        Path(tmp).write_text(text)

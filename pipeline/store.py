@@ -93,10 +93,6 @@ def open_dataset(path: Path, *, what: str = "store") -> xr.Dataset:
         raise InputError(str(path), f"cannot read as a zarr {what} ({exc.__class__.__name__}: {exc})") from None
 
 
-def open_lazy(path: Path) -> xr.Dataset:
-    return xr.open_zarr(str(path), consolidated=False)
-
-
 def open_any_dataset(path: Path) -> xr.Dataset:
     """A user dataset: zarr folder, or NetCDF file (``.nc``)."""
     path = Path(path)

@@ -23,6 +23,12 @@ goes through the device law one at a time (``law.apply_pulses``). ``Δw_nominal`
 of the polarity used (potentiation ``dw_pot``, depression ``dw_dep``), so the controller
 compensates the mean up/down asymmetry. Differential policy for ΔW > 0: potentiate G⁺ (0),
 depress G⁻ (1) or alternate between the two from sample to sample (2); ΔW < 0 mirrors it.
+Threads: the ``*_parallel`` kernels (and the ``update_layer`` / ``read_fwd`` / ``read_tr``
+dispatchers that reach them) are compiled per process and never cached. A cached library that
+contains ``prange`` code carries gufunc symbols named by a per-process counter; loading two such
+libraries written by different processes (a test session does this) can bind the wrong code and
+crash (numba issues #10128, #4807). The training loop therefore calls the serial kernels only and
+stays cached; parallelism across runs comes from DVC and the Dask sweeps.
 Randomness only from the counter-based generator keyed on (seed, stream, step, device index,
 pulse): results are bit-identical for any thread count.
 """
@@ -129,16 +135,19 @@ def _read_out(y, ph, sigma_x, key_read, i, noisy):
 
 
 @njit(cache=True)
-def read_forward(g, dev, ph, layer, x, y, key_read, noisy):
-    """y[i] = Σ_j w_ij x[j] (+ noise, clip, ADC). ``x`` has ``cols`` entries (bias included)."""
-    r, c, o = dev.rows[layer], dev.cols[layer], dev.off[layer]
-    P = g.shape[0]
+def _norm(v, n, P):
+    """√P·‖v[:n]‖₂: the output-referred scale of the read noise."""
     ss = 0.0
-    for j in range(c):
-        ss += x[j] * x[j]
-    sigma_x = np.sqrt(P * ss)
+    for k in range(n):
+        ss += v[k] * v[k]
+    return np.sqrt(P * ss)
+
+
+@njit(cache=True)
+def _forward_rows(g, ph, o, c, x, y, sigma_x, key_read, noisy, i0, i1):
+    """Rows i0..i1-1 of a forward read (one row is always summed by one thread, in order)."""
     diff = ph.mapping == MAP_DIFFERENTIAL
-    for i in range(r):
+    for i in range(i0, i1):
         acc = 0.0
         base = o + i * c
         if diff:
@@ -151,79 +160,55 @@ def read_forward(g, dev, ph, layer, x, y, key_read, noisy):
 
 
 @njit(cache=True)
-def read_transposed(g, dev, ph, layer, d, x, key_read, noisy):
-    """x[j] = Σ_i w_ij d[i] (+ noise, clip, ADC) for every column j (bias column included)."""
-    r, c, o = dev.rows[layer], dev.cols[layer], dev.off[layer]
-    P = g.shape[0]
-    ss = 0.0
-    for i in range(r):
-        ss += d[i] * d[i]
-    sigma_d = np.sqrt(P * ss)
+def _transposed_cols(g, ph, o, r, c, d, x, sigma_d, key_read, noisy, j0, j1):
+    """Columns j0..j1-1 of a transposed read (each column summed over rows in order)."""
     diff = ph.mapping == MAP_DIFFERENTIAL
-    for j in range(c):
+    for j in range(j0, j1):
         x[j] = 0.0
     for i in range(r):
         base = o + i * c
         di = d[i]
         if diff:
-            for j in range(c):
+            for j in range(j0, j1):
                 x[j] += (g[0, base + j] - g[1, base + j]) * di
         else:
-            for j in range(c):
+            for j in range(j0, j1):
                 x[j] += (g[0, base + j] - ph.g_ref) * di
-    for j in range(c):
+    for j in range(j0, j1):
         x[j] = _read_out(x[j] / ph.g_scale, ph, sigma_d, key_read, j, noisy)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
+def read_forward(g, dev, ph, layer, x, y, key_read, noisy):
+    """y[i] = Σ_j w_ij x[j] (+ noise, clip, ADC). ``x`` has ``cols`` entries (bias included)."""
+    r, c = dev.rows[layer], dev.cols[layer]
+    _forward_rows(g, ph, dev.off[layer], c, x, y, _norm(x, c, g.shape[0]), key_read, noisy, 0, r)
+
+
+@njit(cache=True)
+def read_transposed(g, dev, ph, layer, d, x, key_read, noisy):
+    """x[j] = Σ_i w_ij d[i] (+ noise, clip, ADC) for every column j (bias column included)."""
+    r, c = dev.rows[layer], dev.cols[layer]
+    _transposed_cols(g, ph, dev.off[layer], r, c, d, x, _norm(d, r, g.shape[0]), key_read, noisy, 0, c)
+
+
+@njit(cache=False, parallel=True)  # never cached: see module docstring
 def read_forward_parallel(g, dev, ph, layer, x, y, key_read, noisy):
-    """:func:`read_forward` with rows spread over threads (same result to the bit)."""
+    """:func:`read_forward` with blocks of 8 rows spread over threads (same result to the bit)."""
     r, c, o = dev.rows[layer], dev.cols[layer], dev.off[layer]
-    P = g.shape[0]
-    ss = 0.0
-    for j in range(c):
-        ss += x[j] * x[j]
-    sigma_x = np.sqrt(P * ss)
-    diff = ph.mapping == MAP_DIFFERENTIAL
-    for i in prange(r):
-        acc = 0.0
-        base = o + i * c
-        if diff:
-            for j in range(c):
-                acc += (g[0, base + j] - g[1, base + j]) * x[j]
-        else:
-            for j in range(c):
-                acc += (g[0, base + j] - ph.g_ref) * x[j]
-        y[i] = _read_out(acc / ph.g_scale, ph, sigma_x, key_read, i, noisy)
+    sigma_x = _norm(x, c, g.shape[0])
+    for b in prange((r + 7) // 8):
+        _forward_rows(g, ph, o, c, x, y, sigma_x, key_read, noisy, b * 8, min(r, b * 8 + 8))
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=False, parallel=True)  # never cached: see module docstring
 def read_transposed_parallel(g, dev, ph, layer, d, x, key_read, noisy):
-    """:func:`read_transposed` with columns spread over threads (same summation order per column)."""
+    """:func:`read_transposed` with blocks of 64 columns spread over threads (same summation
+    order per column, so the same result to the bit)."""
     r, c, o = dev.rows[layer], dev.cols[layer], dev.off[layer]
-    P = g.shape[0]
-    ss = 0.0
-    for i in range(r):
-        ss += d[i] * d[i]
-    sigma_d = np.sqrt(P * ss)
-    diff = ph.mapping == MAP_DIFFERENTIAL
-    nblk = (c + 63) // 64
-    for b in prange(nblk):
-        j0 = b * 64
-        j1 = min(c, j0 + 64)
-        for j in range(j0, j1):
-            x[j] = 0.0
-        for i in range(r):
-            base = o + i * c
-            di = d[i]
-            if diff:
-                for j in range(j0, j1):
-                    x[j] += (g[0, base + j] - g[1, base + j]) * di
-            else:
-                for j in range(j0, j1):
-                    x[j] += (g[0, base + j] - ph.g_ref) * di
-        for j in range(j0, j1):
-            x[j] = _read_out(x[j] / ph.g_scale, ph, sigma_d, key_read, j, noisy)
+    sigma_d = _norm(d, r, g.shape[0])
+    for b in prange((c + 63) // 64):
+        _transposed_cols(g, ph, o, r, c, d, x, sigma_d, key_read, noisy, b * 64, min(c, b * 64 + 64))
 
 
 # ---------------------------------------------------------------------------------------- updates
@@ -394,7 +379,7 @@ def update_layer_serial(g, dev, ph, layer, d, a, lr, seed, step, cnt_up, cnt_dn)
                        cnt_up, cnt_dn)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=False, parallel=True)  # never cached: see module docstring
 def update_layer_parallel(g, dev, ph, layer, d, a, lr, seed, step, cnt_up, cnt_dn):
     """:func:`update_layer_serial` with blocks of rows spread over threads (bit-identical result:
     every device is written by one task, with draws keyed on the device, never on the thread)."""
@@ -413,7 +398,7 @@ def update_layer_parallel(g, dev, ph, layer, d, a, lr, seed, step, cnt_up, cnt_d
     return ups.sum(), dns.sum()
 
 
-@njit(cache=True)
+@njit(cache=False)
 def update_layer(g, dev, ph, layer, d, a, lr, seed, step, cnt_up, cnt_dn):
     """Dispatch to the threaded update when the layer has at least ``parallel_min`` devices."""
     if dev.rows[layer] * dev.cols[layer] * g.shape[0] >= ph.parallel_min:
@@ -433,7 +418,7 @@ def program(g, dev, ph, dw, seed, step, cnt_up, cnt_dn):
 _MINUS_ONE = np.array([-1.0])  # program(): one "row" with (-lr·d) = 1, so ΔW_j = dw_j exactly
 
 
-@njit(cache=True)
+@njit(cache=False)
 def read_fwd(g, dev, ph, layer, x, y, key_read, noisy):
     if dev.rows[layer] * dev.cols[layer] * g.shape[0] >= ph.parallel_min:
         read_forward_parallel(g, dev, ph, layer, x, y, key_read, noisy)
@@ -441,7 +426,7 @@ def read_fwd(g, dev, ph, layer, x, y, key_read, noisy):
         read_forward(g, dev, ph, layer, x, y, key_read, noisy)
 
 
-@njit(cache=True)
+@njit(cache=False)
 def read_tr(g, dev, ph, layer, d, x, key_read, noisy):
     if dev.rows[layer] * dev.cols[layer] * g.shape[0] >= ph.parallel_min:
         read_transposed_parallel(g, dev, ph, layer, d, x, key_read, noisy)

@@ -58,12 +58,9 @@ class Config(NamedTuple):
     seed: int
 
 
-def is_float(algorithm: int) -> bool:
-    return algorithm in (BACKPROP_FLOAT, PROGRESSIVE_FLOAT, PROGRESSIVE_HELD_FLOAT)
-
-
 @njit(cache=True)
-def _is_float(algorithm):
+def is_float(algorithm):
+    """Float64 weights, no devices (callable from Python and from jitted code)."""
     return algorithm == BACKPROP_FLOAT or algorithm == PROGRESSIVE_FLOAT or algorithm == PROGRESSIVE_HELD_FLOAT
 
 
@@ -185,11 +182,7 @@ def forward(g, W, dev, ph, cfg, flt, x, A, Z, aoff, zoff, step, nread, ledger, n
         if flt:
             _float_fwd(W, dev, l, xin, z)
         else:
-            kr = key4(cfg.seed, STREAM_READ + nread, step, l)
-            if dev.rows[l] * dev.cols[l] * g.shape[0] >= ph.parallel_min:
-                K.read_forward_parallel(g, dev, ph, l, xin, z, kr, noisy)
-            else:
-                K.read_forward(g, dev, ph, l, xin, z, kr, noisy)
+            K.read_forward(g, dev, ph, l, xin, z, key4(cfg.seed, STREAM_READ + nread, step, l), noisy)
             nread += 1
             ledger[L_DEVICE_READS] += dev.rows[l] * dev.cols[l] * g.shape[0]
         ledger[L_READS] += 1
@@ -245,11 +238,7 @@ def hidden_error(g, W, dev, ph, cfg, flt, l, A, Z, D, aoff, zoff, tmp, step, nre
     if flt:
         _float_tr(W, dev, l + 1, dn, x)
     else:
-        kr = key4(cfg.seed, STREAM_READ + nread, step, l + 1)
-        if dev.rows[l + 1] * dev.cols[l + 1] * g.shape[0] >= ph.parallel_min:
-            K.read_transposed_parallel(g, dev, ph, l + 1, dn, x, kr, noisy)
-        else:
-            K.read_transposed(g, dev, ph, l + 1, dn, x, kr, noisy)
+        K.read_transposed(g, dev, ph, l + 1, dn, x, key4(cfg.seed, STREAM_READ + nread, step, l + 1), noisy)
         nread += 1
         ledger[L_DEVICE_READS] += dev.rows[l + 1] * dev.cols[l + 1] * g.shape[0]
     ledger[L_READS] += 1
@@ -268,10 +257,7 @@ def write_layer(g, W, dev, ph, flt, l, D, A, aoff, zoff, lr, seed, step, cnt_up,
     if flt:
         _float_update(W, dev, l, d, a, lr)
     else:
-        if dev.rows[l] * dev.cols[l] * g.shape[0] >= ph.parallel_min:
-            up, dn = K.update_layer_parallel(g, dev, ph, l, d, a, lr, seed, step, cnt_up, cnt_dn)
-        else:
-            up, dn = K.update_layer_serial(g, dev, ph, l, d, a, lr, seed, step, cnt_up, cnt_dn)
+        up, dn = K.update_layer_serial(g, dev, ph, l, d, a, lr, seed, step, cnt_up, cnt_dn)
         ledger[L_PULSES_UP] += up
         ledger[L_PULSES_DOWN] += dn
 
@@ -283,7 +269,7 @@ def train_sample(g, W, dev, ph, cfg, lrs, x, t, step, A, Z, D, tmp, aoff, zoff, 
     pass. With ``record``, the δ each layer was written with is copied into ``rec`` (flat, zoff)."""
     L = dev.rows.shape[0]
     alg = cfg.algorithm
-    flt = _is_float(alg)
+    flt = is_float(alg)
     mode = cfg.derivative
     nread = 0
     nread = forward(g, W, dev, ph, cfg, flt, x, A, Z, aoff, zoff, step, nread, ledger, True)
@@ -340,7 +326,7 @@ def run_epoch(g, W, dev, ph, cfg, lrs, X, T, order, step0, every, cnt_up, cnt_dn
     D = np.zeros(zoff[-1])
     tmp = np.zeros(int(dev.cols.max()) + 1)
     rec = np.zeros(1)
-    flt = _is_float(cfg.algorithm)
+    flt = is_float(cfg.algorithm)
     loss_sum = 0.0
     correct = 0
     s = 0
@@ -349,13 +335,9 @@ def run_epoch(g, W, dev, ph, cfg, lrs, X, T, order, step0, every, cnt_up, cnt_dn
         step = step0 + k
         loss, ok = train_sample(g, W, dev, ph, cfg, lrs, X[i], T[i], step, A, Z, D, tmp, aoff, zoff,
                                 cnt_up, cnt_dn, ledger, rec, False)
-        if not np.isfinite(loss):
+        if not np.isfinite(loss):  # a non-finite weight shows up in the next sample's loss
             return loss_sum, correct, s, k
-        if flt:
-            for m in range(W.shape[0]):
-                if not np.isfinite(W[m]):
-                    return loss_sum, correct, s, k
-        else:
+        if not flt:
             K.drift(g, dev, ph)
         loss_sum += loss
         correct += ok
@@ -363,6 +345,10 @@ def run_epoch(g, W, dev, ph, cfg, lrs, X, T, order, step0, every, cnt_up, cnt_dn
             _snapshot(g, W, flt, snaps, s)
             snap_steps[s] = step + 1
             s += 1
+    if flt:  # the last sample's update has no next loss to show a non-finite weight
+        for m in range(W.shape[0]):
+            if not np.isfinite(W[m]):
+                return loss_sum, correct, s, order.shape[0] - 1
     return loss_sum, correct, s, -1
 
 
@@ -375,7 +361,7 @@ def evaluate_set(g, W, dev, ph, cfg, X, T, stream, step0, pred):
     Z = np.zeros(zoff[-1])
     D = np.zeros(zoff[-1])
     ledger = np.zeros(N_LEDGER, np.int64)
-    flt = _is_float(cfg.algorithm)
+    flt = is_float(cfg.algorithm)
     L = dev.rows.shape[0]
     loss_sum = 0.0
     correct = 0
@@ -424,7 +410,7 @@ def probe(g, W, dev, ph, cfg, lrs, Xp, Tp, step0, ideal, insitu):
     D = np.zeros(zoff[-1])
     tmp = np.zeros(int(dev.cols.max()) + 1)
     ledger = np.zeros(N_LEDGER, np.int64)
-    flt = _is_float(cfg.algorithm)
+    flt = is_float(cfg.algorithm)
     P, N = g.shape
     Wi = np.empty(N)
     for k in range(Xp.shape[0]):

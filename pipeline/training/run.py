@@ -189,7 +189,7 @@ def _on_sigterm(signum, frame):  # noqa: ARG001
 def train(p, su: Setup, tmp: Path, resume: bool, epochs: int) -> None:
     """Train into folder ``tmp`` (run.zarr + checkpoint), resuming from its checkpoint if asked."""
     net = su.net
-    flt = loop.is_float(su.cfg.algorithm)
+    flt = bool(loop.is_float(su.cfg.algorithm))
     n_train = len(su.data.y_train)
     every = p.record.every
     ckpt = tmp / CHECKPOINT
