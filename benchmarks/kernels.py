@@ -33,7 +33,7 @@ import pipeline  # noqa: F401  (first: sets the numba cache folder before numba 
 import numba  # noqa: E402
 
 from pipeline.crossbar import kernels as K
-from pipeline.crossbar.rng import key4
+from pipeline.rng import key4
 from pipeline.devices import law
 
 SIZES = [(64, 32), (256, 256), (784, 256), (1024, 1024)]

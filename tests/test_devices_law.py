@@ -3,7 +3,7 @@
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from pipeline.crossbar.rng import key4
+from pipeline.rng import key4
 from pipeline.devices import law
 
 fam = st.sampled_from([law.CONSTANT, law.LINEAR, law.SOFT_BOUNDS, law.POWER])

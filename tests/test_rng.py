@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from pipeline.crossbar import rng  # first: pipeline sets the numba cache folder
+from pipeline import rng  # first: pipeline sets the numba cache folder
 from numba import njit  # noqa: E402, I001
 
 

@@ -41,7 +41,7 @@ import numpy as np
 from numba import njit, prange, uint64
 
 from ..devices.law import LINEAR, POWER, SOFT_BOUNDS, TABLE, shape_down, shape_up, table_step
-from .rng import STREAM_PULSE, STREAM_ROUND, key3, normal, subkey, uniform
+from ..rng import STREAM_PULSE, STREAM_ROUND, key3, normal, subkey, uniform
 
 _PHI2 = np.uint64(0xD1B54A32D192ED03)  # odd multiplier spreading the device index over the pulse key
 MAP_DIFFERENTIAL, MAP_REFERENCE = 0, 1

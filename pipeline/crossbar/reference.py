@@ -1,6 +1,6 @@
 """NumPy reference of every crossbar kernel (slow, written straight from DESIGN §1.3–1.4; used only
 by the tests). Loops run over devices and pulses in Python with scalar arithmetic; randomness
-comes from the scalar references of :mod:`pipeline.crossbar.rng`, keyed exactly as the kernels
+comes from the scalar references of :mod:`pipeline.rng`, keyed exactly as the kernels
 key it: pulse k of device (pair, idx) at ``step`` draws ``(key3(seed, STREAM_PULSE, step) ^
 (pair·N + idx)·φ₂, k)``, its stochastic rounding ``(key4(seed, STREAM_ROUND, step, pair·N + idx), 0)``,
 output line i of a read ``(key_read, i)``.
@@ -17,7 +17,7 @@ import numpy as np
 
 from ..devices import law
 from . import kernels as K
-from .rng import STREAM_PULSE, STREAM_ROUND, key3_np, key4_np, normal_key_np, uniform_key_np
+from ..rng import STREAM_PULSE, STREAM_ROUND, key3_np, key4_np, normal_key_np, uniform_key_np
 
 # ------------------------------------------------------------------------------------- weights
 

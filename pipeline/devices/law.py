@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..crossbar.rng import normal, uniform
+from ..rng import normal, uniform
 
 CONSTANT, LINEAR, SOFT_BOUNDS, POWER, TABLE = 0, 1, 2, 3, 4
 FAMILY_CODES = {"constant": CONSTANT, "linear": LINEAR, "soft-bounds": SOFT_BOUNDS, "power": POWER, "table": TABLE}

@@ -21,7 +21,7 @@ import numpy as np
 import yaml
 from numba import njit
 
-from ..crossbar.rng import STREAM_PULSE, STREAM_SYNTH_READ, key4, normal
+from ..rng import STREAM_PULSE, STREAM_SYNTH_READ, key4, normal
 from ..errors import InputError
 from ..fsutil import atomic_path, check_output_path
 from . import spec as specmod

@@ -29,7 +29,7 @@ import numpy as np
 from numba import njit
 
 from ..crossbar import kernels as K
-from ..crossbar.rng import STREAM_READ, key4
+from ..rng import STREAM_READ, key4
 
 BACKPROP_FLOAT, BACKPROP, PROGRESSIVE, PROGRESSIVE_HELD, PROGRESSIVE_FLOAT, PROGRESSIVE_HELD_FLOAT, MANHATTAN = range(7)
 ALGORITHM_CODES = {"backprop-float": BACKPROP_FLOAT, "backprop": BACKPROP, "progressive": PROGRESSIVE,
