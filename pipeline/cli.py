@@ -133,10 +133,10 @@ def array_init(
     Example: python -m pipeline array init --device results/device/device.yaml
     """
     from . import config
-    from .crossbar import arrays
+    from .stages import instantiate
 
-    p = config.load(params, sections=("base", "array", "network", "dataset", "device"), overrides=overrides)
-    arrays.init_command(p, device=device, out=out)
+    p = config.load(params, sections=instantiate.SECTIONS, overrides=overrides)
+    instantiate.run(p, device=device, out=out)
 
 
 # ---------------------------------------------------------------------------------------- train

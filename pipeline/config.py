@@ -80,13 +80,13 @@ class Device:
 @dataclass(frozen=True)
 class Array:
     mapping: str = _f("differential", choices=("differential", "reference"))
-    w_max: float = _f(1.0, lo=0.0, lo_open=True, doc="weight of a full conductance range: G_scale = mean(G_max-G_min)/w_max")
+    w_max: float = _f(4.0, lo=0.0, lo_open=True, doc="weight of a full conductance range: G_scale = mean(G_max-G_min)/w_max")
     g_ref: float = _f(0.5, lo=0.0, hi=1.0, doc="reference conductance as a fraction of the mean range (reference mapping)")
     policy: str = _f("alternate", choices=("potentiate", "depress", "alternate"), doc="differential: how a positive update is written")
     init: str = _f("mid", choices=("mid", "programmed"), doc="initial state: mid-range with spread, or random weights programmed by counted pulses")
     init_weight: float = _f(1.0, lo=0.0, doc="programmed: target weights U(-b, b), b = init_weight/sqrt(fan-in), within +-w_max")
     init_center: float = _f(0.5, lo=0.0, hi=1.0, doc="initial normalised conductance")
-    init_spread: float = _f(0.1, lo=0.0, hi=0.5, doc="std of the initial normalised conductance")
+    init_spread: float = _f(0.05, lo=0.0, hi=0.5, doc="std of the initial normalised conductance")
     d2d: bool = _f(True, doc="draw per-device parameters from the fitted population")
     d2d_dist: str = _f("truncnormal", choices=("truncnormal", "lognormal"))
     stuck_fraction: float = _f(0.0, lo=0.0, hi=1.0)
@@ -98,7 +98,7 @@ class Array:
     out_clip: float = _f(0.0, lo=0.0, doc="clip every read output to +-out_clip (0: off)")
     drift_tau: float = _f(0.0, lo=0.0, doc="retention time constant in samples (0: no drift)")
     drift_rest: float = _f(0.5, lo=0.0, hi=1.0, doc="normalised rest conductance of the drift")
-    encoding: str = _f("nearest", choices=("nearest", "stochastic", "floor", "sign"))
+    encoding: str = _f("stochastic", choices=("nearest", "stochastic", "floor", "sign"))
     n_max: int = _f(31, lo=1, doc="pulse cap per device per update")
     threshold: float = _f(0.5, lo=0.0, doc="sign encoding: pulse when |dW| > threshold x nominal step")
 
@@ -124,10 +124,11 @@ class Dataset:
 
 @dataclass(frozen=True)
 class Train:
-    algorithms: list[str] = _f(["progressive", "backprop-float"], choices=ALGORITHMS)
-    seeds: list[int] = _f([0], lo=0)
-    epochs: int = _f(30, lo=1)
-    lr: list[float] = _f([0.1], lo=0.0, lo_open=True, doc="one rate, or one per layer (output layer last)")
+    algorithms: list[str] = _f(["progressive", "progressive-held", "backprop", "backprop-float", "progressive-float"],
+                                choices=ALGORITHMS)
+    seeds: list[int] = _f([0, 1, 2, 3, 4], lo=0)
+    epochs: int = _f(40, lo=1)
+    lr: list[float] = _f([0.3], lo=0.0, lo_open=True, doc="one rate, or one per layer (output layer last)")
     e_pulse_J: float = _f(1.0e-12, lo=0.0, doc="energy of one write pulse")
     e_read_J: float = _f(1.0e-15, lo=0.0, doc="energy of one device read (one multiply-accumulate)")
     parallel_min: int = _f(16384, lo=1, doc="threaded kernels for arrays of at least this many devices, in the "

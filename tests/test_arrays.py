@@ -8,6 +8,7 @@ import pytest
 
 from pipeline import cli, config
 from pipeline.crossbar import arrays, kernels as K
+from pipeline.stages.instantiate import load_arrays, save_arrays
 from pipeline.devices import law, spec as dspec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,8 +91,8 @@ def test_table_device_draws_one_measured_table_per_crosspoint():
 
 def test_save_load_round_trip(tmp_path):
     net = arrays.build(_params(stuck_fraction=0.05), _spec(), [5, 4, 3])
-    arrays.save(net, tmp_path / "a.zarr", {"x": 1})
-    back = arrays.load(tmp_path / "a.zarr", parallel_min=7)
+    save_arrays(net, tmp_path / "a.zarr", {"x": 1})
+    back = load_arrays(tmp_path / "a.zarr", parallel_min=7)
     assert np.array_equal(back.g0, net.g0)
     for nm in K.Devices._fields:
         assert np.array_equal(getattr(back.dev, nm), getattr(net.dev, nm)), nm
@@ -133,5 +134,5 @@ def test_array_init_command_writes_store(tmp_path, monkeypatch):
     dev.write_text(dspec.dump(_spec()))
     (tmp_path / "params.yaml").write_text("dataset:\n  name: iris\nnetwork:\n  hidden: [4]\narray:\n  init: programmed\n")
     cli.main(["array", "init", "--device", str(dev), "--out", str(tmp_path / "a.zarr"), "--params", str(tmp_path / "params.yaml")])
-    net = arrays.load(tmp_path / "a.zarr")
+    net = load_arrays(tmp_path / "a.zarr")
     assert net.sizes[1] == 4 and net.attrs["init"] == "programmed" and net.attrs["init_pulses"]["pulses_up"] > 0

@@ -5,7 +5,6 @@ changes nothing, and after a commit `dvc exp run -S` runs."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,20 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import copy_repo
 
 pytestmark = pytest.mark.slow
-
-SKIP = {".git", ".venv", ".dvc/cache", ".dvc/tmp", "results", ".pytest_cache", ".hypothesis", "__pycache__"}
-
-
-def _copy_repo(dst: Path) -> None:
-    def ignore(folder, names):
-        rel = Path(folder).relative_to(ROOT)
-        return [n for n in names if (rel / n).as_posix() in SKIP or n in ("__pycache__", ".pytest_cache")
-                or n.endswith(".egg-info") or n.startswith(".") and n.endswith(".tmp")]
-
-    shutil.copytree(ROOT, dst, ignore=ignore)
 
 
 def _sh(cmd: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
@@ -37,7 +25,7 @@ def _sh(cmd: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
 
 def test_dvc_repro_tiny(tmp_path):
     repo = tmp_path / "repo"
-    _copy_repo(repo)
+    copy_repo(repo)
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["train"].update({"epochs": 2, "seeds": [0], "algorithms": ["progressive", "backprop-float"]})
     params["record"]["probes"] = 4

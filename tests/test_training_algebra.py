@@ -44,8 +44,8 @@ def one_sample(net, alg, W, x, t, lrs, g=None, step=0, **cfgkw):
     cd = np.zeros(g.shape, np.int64)
     led = np.zeros(loop.N_LEDGER, np.int64)
     rec = np.zeros(zoff[-1])
-    loop.train_sample(g, W, dev, ph, cfg_for(alg, **cfgkw), np.asarray(lrs, float), x, t, step, A, Z, D, tmp,
-                      aoff, zoff, cu, cd, led, rec, True)
+    loop.train_sample(loop.Static(dev, ph, cfg_for(alg, **cfgkw), np.asarray(lrs, float)), loop.State(g, W, cu, cd, led),
+                      loop.Work(A, Z, D, tmp, aoff, zoff), x, t, step, rec, True)
     return rec, W, g, led
 
 
@@ -148,7 +148,9 @@ def test_zero_error_changes_nothing():
     A, Z = np.zeros(aoff[-1]), np.zeros(zoff[-1])
     led = np.zeros(loop.N_LEDGER, np.int64)
     cfg = cfg_for("progressive", hidden="sigmoid", output="identity")
-    loop.forward(net.g0, W0, net.dev, net.ph, cfg, False, x, A, Z, aoff, zoff, 0, 0, led, False)
+    cnt = np.zeros(net.g0.shape, np.int64)
+    loop.forward(loop.Static(net.dev, net.ph, cfg, np.zeros(1)), loop.State(net.g0, W0, cnt, cnt, led),
+                 loop.Work(A, Z, np.zeros(zoff[-1]), np.zeros(8), aoff, zoff), False, x, 0, 0, False)
     t = A[aoff[2]:aoff[2] + 2].copy()
     for alg in ("progressive", "backprop", "progressive-held"):
         _, _, g, led = one_sample(net, alg, W0, x, t, [0.5, 0.5], output="identity")
@@ -184,7 +186,8 @@ def test_manhattan_writes_at_most_one_pulse_per_device(rng):
     cu = np.zeros(g.shape, np.int64)
     cd = np.zeros(g.shape, np.int64)
     led = np.zeros(loop.N_LEDGER, np.int64)
-    loop.train_sample(g, su.net.weights0(), su.net.dev, su.net.ph, su.cfg, np.array([50.0, 50.0]), x, t, 0,
-                      np.zeros(aoff[-1]), np.zeros(zoff[-1]), np.zeros(zoff[-1]), np.zeros(8), aoff, zoff, cu, cd, led,
-                      np.zeros(zoff[-1]), False)
+    loop.train_sample(loop.Static(su.net.dev, su.net.ph, su.cfg, np.array([50.0, 50.0])),
+                      loop.State(g, su.net.weights0(), cu, cd, led),
+                      loop.Work(np.zeros(aoff[-1]), np.zeros(zoff[-1]), np.zeros(zoff[-1]), np.zeros(8), aoff, zoff),
+                      x, t, 0, np.zeros(zoff[-1]), False)
     assert (cu + cd).max() == 1 and (cu + cd).sum() > 10

@@ -4,7 +4,8 @@ Per-device parameters are drawn from the fitted population of ``device.yaml`` wi
 generators spawned from ``SeedSequence(base.seed)`` (truncated normal or log-normal per
 parameter, correlations kept where the fit gives them); stuck devices; initial conductances
 (mid-range with spread, or random initial weights programmed by counted pulses through the device
-law). The draw is stored data (``arrays.zarr``), never recomputed.
+law). The draw is stored data (``arrays.zarr``, written by :mod:`pipeline.stages.instantiate`),
+never recomputed.
 
 ``Network`` bundles what the kernels need: :class:`~pipeline.crossbar.kernels.Devices`,
 :class:`~pipeline.crossbar.kernels.Physics` and the initial conductances.
@@ -17,14 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..devices import law, spec as dspec
+from ..devices import law, population, spec as dspec
 from ..errors import InputError
 from . import kernels as K
 
-PARAM_NAMES = ("g_min", "g_max", "dg_up", "dg_down", "gamma_up", "gamma_down")
-SPEC_NAMES = {"g_min": "g_min_S", "g_max": "g_max_S", "dg_up": "dg_up_S", "dg_down": "dg_down_S",
-              "gamma_up": "gamma_up", "gamma_down": "gamma_down"}
-UNITS = {"g_min": "S", "g_max": "S", "dg_up": "S", "dg_down": "S", "gamma_up": "1", "gamma_down": "1"}
+PARAM_NAMES = population.PARAM_NAMES
 
 
 @dataclass
@@ -58,50 +56,6 @@ def geometry(sizes: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     off = np.zeros(len(rows) + 1, np.int64)
     off[1:] = np.cumsum(rows * cols)
     return off, rows, cols
-
-
-def _draw_population(spec: dspec.DeviceSpec, n: int, rng: np.random.Generator, dist: str, d2d: bool) -> dict:
-    """Draw ``n`` devices' parameters: truncated normal (resampled until positive and g_max >
-    g_min) or log-normal with the population's mean and std, correlated where given."""
-    names = [nm for nm in PARAM_NAMES if SPEC_NAMES[nm] in spec.population]
-    means = np.array([spec.population[SPEC_NAMES[nm]].mean for nm in names])
-    stds = np.array([spec.population[SPEC_NAMES[nm]].std for nm in names]) if d2d else np.zeros(len(names))
-    corr = np.eye(len(names))
-    if spec.correlations and d2d:
-        cn = spec.correlations["names"]
-        cm = np.asarray(spec.correlations["matrix"], float)
-        for a, na in enumerate(names):
-            for b, nb in enumerate(names):
-                if SPEC_NAMES[na] in cn and SPEC_NAMES[nb] in cn:
-                    corr[a, b] = cm[cn.index(SPEC_NAMES[na]), cn.index(SPEC_NAMES[nb])]
-    w, v = np.linalg.eigh((corr + corr.T) / 2)
-    chol = v * np.sqrt(np.clip(w, 0, None))  # valid square root even if the estimate is not PD
-    out = np.empty((len(names), n))
-    todo = np.arange(n)
-    for _ in range(100):
-        z = chol @ rng.standard_normal((len(names), len(todo)))
-        if dist == "lognormal":
-            with np.errstate(divide="ignore", invalid="ignore"):
-                s2 = np.log1p((stds / np.where(means > 0, means, 1.0)) ** 2)
-            vals = np.where(means[:, None] > 0, means[:, None] * np.exp(np.sqrt(s2)[:, None] * z - s2[:, None] / 2),
-                            means[:, None] + stds[:, None] * z)
-        else:
-            vals = means[:, None] + stds[:, None] * z
-        out[:, todo] = vals
-        ok = np.all(out[:, todo] >= 0, axis=0)
-        gi, ga = names.index("g_min"), names.index("g_max")
-        ok &= out[ga, todo] > out[gi, todo]
-        for nm in ("dg_up", "dg_down"):
-            ok &= out[names.index(nm), todo] > 0
-        todo = todo[~ok]
-        if todo.size == 0:
-            break
-    if todo.size:
-        raise InputError("device.yaml population", "device-to-device spread too wide: cannot draw valid devices (g_max > g_min > 0, steps > 0)")
-    res = {nm: out[k] for k, nm in enumerate(names)}
-    for nm in ("gamma_up", "gamma_down"):
-        res.setdefault(nm, np.zeros(n))
-    return res
 
 
 def nominal_steps(spec: dspec.DeviceSpec, tables) -> tuple[float, float]:
@@ -164,7 +118,7 @@ def build(p, spec: dspec.DeviceSpec, sizes: list[int]) -> Network:
     else:
         tables = law.empty_tables()
         table_idx = np.zeros((P, N), np.int64)
-        drawn = _draw_population(spec, P * N, rng_par, a.d2d_dist, a.d2d)
+        drawn = population.draw(spec, P * N, rng_par, a.d2d_dist, a.d2d)
         pars = {nm: drawn[nm].reshape(P, N) for nm in PARAM_NAMES}
         family = law.FAMILY_CODES[spec.model]
         up, dn = nominal_steps(spec, tables)
@@ -236,86 +190,9 @@ def physics(p, *, family, mapping, g_scale, g_ref, c2c, dw_pot, dw_dep) -> K.Phy
         parallel_min=int(p.train.parallel_min))
 
 
-# ------------------------------------------------------------------------------------ storage
-
-
-def save(net: Network, path: Path, array_params: dict) -> None:
-    from .. import store
-
-    s = store.Store.create(path, attrs={**net.attrs, "array_params": array_params,
-                                        "physics": net.ph._asdict()})
-    dev = net.dev
-    P = net.g0.shape[0]
-    pair = ["plus", "minus"] if P == 2 else ["device"]
-    s.array("pair", ("pair",), (P,), dtype="i8", data=np.arange(P),
-            attrs={"units": "1", "labels": pair, "description": "0: G+ (or the single device), 1: G-"})
-    for l in range(net.n_layers):
-        r, cc, o = int(dev.rows[l]), int(dev.cols[l]), int(dev.off[l])
-        dims = ("pair", f"row_{l}", f"col_{l}")
-        sl = slice(o, o + r * cc)
-        s.array(f"G_{l}", dims, (P, r, cc), attrs={"units": "S", "long_name": f"initial conductance, layer {l}"},
-                data=net.g0[:, sl].reshape(P, r, cc))
-        for nm in PARAM_NAMES:
-            s.array(f"{nm}_{l}", dims, (P, r, cc), attrs={"units": UNITS[nm]}, data=getattr(dev, nm)[:, sl].reshape(P, r, cc))
-        s.array(f"stuck_{l}", dims, (P, r, cc), dtype="u1", attrs={"units": "1"}, data=dev.stuck[:, sl].reshape(P, r, cc))
-        s.array(f"table_{l}", dims, (P, r, cc), dtype="i8", attrs={"units": "1"}, data=dev.table[:, sl].reshape(P, r, cc))
-    for nm in ("tab_g", "tab_p", "tab_up", "tab_down", "tab_nb", "tab_np"):
-        v = getattr(dev, nm)
-        s.array(nm, tuple(f"{nm}_d{k}" for k in range(v.ndim)), v.shape, dtype=v.dtype.str,
-                attrs={"units": "S" if nm in ("tab_g", "tab_up", "tab_down") else "1"}, data=v)
-    s.consolidate()
-
-
-def load(path: Path, parallel_min: int | None = None) -> Network:
-    from .. import store
-
-    path = Path(path)
-    if not path.exists():
-        raise InputError(str(path), "arrays store not found (run: python -m pipeline array init)")
-    s = store.Store.open(path, mode="r")
-    attrs = dict(s.group.attrs)
-    sizes = attrs["sizes"]
-    off, rows, cols = geometry(sizes)
-    P = len(s.read("pair"))
-    N = int(off[-1])
-
-    def flat(prefix, dtype):
-        out = np.empty((P, N), dtype)
-        for l in range(len(rows)):
-            out[:, off[l]:off[l + 1]] = s.read(f"{prefix}_{l}").reshape(P, -1)
-        return out
-
-    g0 = flat("G", np.float64)
-    pars = [flat(nm, np.float64) for nm in PARAM_NAMES]
-    tabs = [np.ascontiguousarray(s.read(nm)) for nm in ("tab_g", "tab_nb", "tab_p", "tab_np", "tab_up", "tab_down")]
-    dev = K.Devices(*pars, flat("stuck", np.uint8), flat("table", np.int64), *tabs, off, rows, cols)
-    phd = dict(attrs["physics"])
-    if parallel_min is not None:
-        phd["parallel_min"] = int(parallel_min)
-    ph = K.Physics(**phd)
-    keep = {k: v for k, v in attrs.items() if k not in ("physics", "array_params")}
-    return Network(dev, ph, g0, list(sizes), keep)
-
-
 def network_sizes(n_features: int, hidden: list[int], n_classes: int) -> list[int]:
     sizes = [int(n_features)] + [int(h) for h in hidden] + [int(n_classes)]
     for k, s in enumerate(sizes):
         if s < 1:
             raise InputError(f"network.hidden[{k - 1}]", f"got {s}, expected a layer width >= 1")
     return sizes
-
-
-def init_command(p, *, device: Path, out: Path) -> None:
-    """``ecram array init``: draw the arrays of the configured network and store them."""
-    from .. import datasets, fsutil, progress
-    from ..config import to_dict
-
-    spec = dspec.read(device)
-    data = datasets.load(p.dataset)
-    sizes = network_sizes(data.n_features, p.network.hidden, data.n_classes)
-    net = build(p, spec, sizes)
-    with fsutil.atomic_path(out, defer_signals=True) as tmp:
-        fsutil.remove(tmp)
-        save(net, tmp, to_dict(p.array))
-    progress.log(f"arrays: {' -> '.join(map(str, sizes))} ({net.attrs['mapping']}, {net.attrs['model']}, "
-                 f"{int(net.dev.off[-1]) * net.g0.shape[0]} devices) -> {out}")

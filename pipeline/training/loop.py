@@ -58,6 +58,43 @@ class Config(NamedTuple):
     seed: int
 
 
+# The jitted functions take their arguments in three small groups (numba accepts NamedTuples), so
+# new state is a new field, not a new positional argument at every call site.
+
+
+class Static(NamedTuple):
+    """What a sample reads and never changes: the arrays' devices and physics, the training
+    configuration and the learning rate of every layer."""
+
+    dev: K.Devices
+    ph: K.Physics
+    cfg: Config
+    lrs: np.ndarray  # (L,) float64
+
+
+class State(NamedTuple):
+    """What training changes: conductances ``g`` (P, N) (hardware algorithms), float weights ``W``
+    (N,) (float algorithms), pulse counters (P, N) and the ledger (per-epoch totals)."""
+
+    g: np.ndarray
+    W: np.ndarray
+    cnt_up: np.ndarray
+    cnt_dn: np.ndarray
+    ledger: np.ndarray
+
+
+class Work(NamedTuple):
+    """Scratch buffers of one sample: activations ``A``, pre-activations ``Z``, errors ``D`` in the
+    flat layouts at ``aoff`` / ``zoff``, and ``tmp`` for a transposed read."""
+
+    A: np.ndarray
+    Z: np.ndarray
+    D: np.ndarray
+    tmp: np.ndarray
+    aoff: np.ndarray
+    zoff: np.ndarray
+
+
 @njit(cache=True)
 def is_float(algorithm):
     """Float64 weights, no devices (callable from Python and from jitted code)."""
@@ -169,8 +206,19 @@ def offsets(dev):
 
 
 @njit(cache=True)
-def forward(g, W, dev, ph, cfg, flt, x, A, Z, aoff, zoff, step, nread, ledger, noisy):
+def work(dev):
+    """Scratch buffers for ``dev``'s layer sizes."""
+    aoff, zoff = offsets(dev)
+    return Work(np.zeros(aoff[-1]), np.zeros(zoff[-1]), np.zeros(zoff[-1]), np.zeros(int(dev.cols.max()) + 1),
+                aoff, zoff)
+
+
+@njit(cache=True)
+def forward(s, st, wk, flt, x, step, nread, noisy):
     """One forward pass; returns the updated read counter ``nread`` (read noise stream)."""
+    dev, ph, cfg = s.dev, s.ph, s.cfg
+    g, W, ledger = st.g, st.W, st.ledger
+    A, Z, aoff, zoff = wk.A, wk.Z, wk.aoff, wk.zoff
     L = dev.rows.shape[0]
     n0 = dev.cols[0] - 1
     for j in range(n0):
@@ -231,8 +279,11 @@ def output_error(cfg, a, z, t, d, mode):
 
 
 @njit(cache=True)
-def hidden_error(g, W, dev, ph, cfg, flt, l, A, Z, D, aoff, zoff, tmp, step, nread, ledger, noisy, mode):
+def hidden_error(s, st, wk, flt, l, step, nread, noisy, mode):
     """δ_l = (W_{l+1}ᵀ δ_{l+1})[:rows_l] ⊙ f'(z_l) by a transposed read of array l+1."""
+    dev, ph, cfg = s.dev, s.ph, s.cfg
+    g, W, ledger = st.g, st.W, st.ledger
+    A, Z, D, tmp, aoff, zoff = wk.A, wk.Z, wk.D, wk.tmp, wk.aoff, wk.zoff
     dn = D[zoff[l + 1]:zoff[l + 1] + dev.rows[l + 1]]
     x = tmp[:dev.cols[l + 1]]
     if flt:
@@ -251,56 +302,59 @@ def hidden_error(g, W, dev, ph, cfg, flt, l, A, Z, D, aoff, zoff, tmp, step, nre
 
 
 @njit(cache=True)
-def write_layer(g, W, dev, ph, flt, l, D, A, aoff, zoff, lr, seed, step, cnt_up, cnt_dn, ledger):
-    d = D[zoff[l]:zoff[l] + dev.rows[l]]
-    a = A[aoff[l]:aoff[l] + dev.cols[l]]
+def write_layer(s, st, wk, flt, l, step):
+    """Write ΔW_l = −η_l δ_l ã_lᵀ into layer ``l`` (float weights, or pulses through the devices)."""
+    dev = s.dev
+    d = wk.D[wk.zoff[l]:wk.zoff[l] + dev.rows[l]]
+    a = wk.A[wk.aoff[l]:wk.aoff[l] + dev.cols[l]]
     if flt:
-        _float_update(W, dev, l, d, a, lr)
+        _float_update(st.W, dev, l, d, a, s.lrs[l])
     else:
-        up, dn = K.update_layer_serial(g, dev, ph, l, d, a, lr, seed, step, cnt_up, cnt_dn)
-        ledger[L_PULSES_UP] += up
-        ledger[L_PULSES_DOWN] += dn
+        up, dn = K.update_layer_serial(st.g, dev, s.ph, l, d, a, s.lrs[l], s.cfg.seed, step, st.cnt_up, st.cnt_dn)
+        st.ledger[L_PULSES_UP] += up
+        st.ledger[L_PULSES_DOWN] += dn
 
 
 @njit(cache=True)
-def train_sample(g, W, dev, ph, cfg, lrs, x, t, step, A, Z, D, tmp, aoff, zoff, cnt_up, cnt_dn, ledger,
-                 rec, record):
-    """One online-SGD sample with ``cfg.algorithm``; returns (loss, correct) of its first forward
+def train_sample(s, st, wk, x, t, step, rec, record):
+    """One online-SGD sample with ``s.cfg.algorithm``; returns (loss, correct) of its first forward
     pass. With ``record``, the δ each layer was written with is copied into ``rec`` (flat, zoff)."""
+    dev, cfg = s.dev, s.cfg
+    A, Z, D, aoff, zoff = wk.A, wk.Z, wk.D, wk.aoff, wk.zoff
     L = dev.rows.shape[0]
     alg = cfg.algorithm
     flt = is_float(alg)
     mode = cfg.derivative
     nread = 0
-    nread = forward(g, W, dev, ph, cfg, flt, x, A, Z, aoff, zoff, step, nread, ledger, True)
+    nread = forward(s, st, wk, flt, x, step, nread, True)
     out_a = A[aoff[L]:aoff[L] + dev.rows[L - 1]]
     out_z = Z[zoff[L - 1]:zoff[L]]
     out_d = D[zoff[L - 1]:zoff[L]]
     loss, ok = output_error(cfg, out_a, out_z, t, out_d, mode)
     if alg == BACKPROP or alg == BACKPROP_FLOAT or alg == MANHATTAN:
         for l in range(L - 2, -1, -1):
-            nread = hidden_error(g, W, dev, ph, cfg, flt, l, A, Z, D, aoff, zoff, tmp, step, nread, ledger, True, mode)
+            nread = hidden_error(s, st, wk, flt, l, step, nread, True, mode)
         if record:
             rec[:] = D[:zoff[L]]
         for l in range(L - 1, -1, -1):
-            write_layer(g, W, dev, ph, flt, l, D, A, aoff, zoff, lrs[l], cfg.seed, step, cnt_up, cnt_dn, ledger)
+            write_layer(s, st, wk, flt, l, step)
     elif alg == PROGRESSIVE_HELD or alg == PROGRESSIVE_HELD_FLOAT:
         for l in range(L - 1, -1, -1):
             if l < L - 1:
-                nread = hidden_error(g, W, dev, ph, cfg, flt, l, A, Z, D, aoff, zoff, tmp, step, nread, ledger, True, mode)
+                nread = hidden_error(s, st, wk, flt, l, step, nread, True, mode)
             if record:
                 rec[zoff[l]:zoff[l + 1]] = D[zoff[l]:zoff[l + 1]]
-            write_layer(g, W, dev, ph, flt, l, D, A, aoff, zoff, lrs[l], cfg.seed, step, cnt_up, cnt_dn, ledger)
+            write_layer(s, st, wk, flt, l, step)
     else:  # PROGRESSIVE, PROGRESSIVE_FLOAT: a fresh forward pass before every layer's write
         for l in range(L - 1, -1, -1):
             if l < L - 1:
-                nread = forward(g, W, dev, ph, cfg, flt, x, A, Z, aoff, zoff, step, nread, ledger, True)
+                nread = forward(s, st, wk, flt, x, step, nread, True)
                 output_error(cfg, out_a, out_z, t, out_d, mode)
                 for k in range(L - 2, l - 1, -1):
-                    nread = hidden_error(g, W, dev, ph, cfg, flt, k, A, Z, D, aoff, zoff, tmp, step, nread, ledger, True, mode)
+                    nread = hidden_error(s, st, wk, flt, k, step, nread, True, mode)
             if record:
                 rec[zoff[l]:zoff[l + 1]] = D[zoff[l]:zoff[l + 1]]
-            write_layer(g, W, dev, ph, flt, l, D, A, aoff, zoff, lrs[l], cfg.seed, step, cnt_up, cnt_dn, ledger)
+            write_layer(s, st, wk, flt, l, step)
     return loss, ok
 
 
@@ -320,11 +374,9 @@ def run_epoch(g, W, dev, ph, cfg, lrs, X, T, order, step0, every, cnt_up, cnt_dn
     """Train one epoch over ``order``. Global sample counter starts at ``step0``; a snapshot of the
     conductances (float: weights) is taken after every ``every``-th global sample.
     Returns (loss sum, correct, snapshots taken, bad sample index or -1)."""
-    aoff, zoff = offsets(dev)
-    A = np.zeros(aoff[-1])
-    Z = np.zeros(zoff[-1])
-    D = np.zeros(zoff[-1])
-    tmp = np.zeros(int(dev.cols.max()) + 1)
+    s_ = Static(dev, ph, cfg, lrs)
+    st = State(g, W, cnt_up, cnt_dn, ledger)
+    wk = work(dev)
     rec = np.zeros(1)
     flt = is_float(cfg.algorithm)
     loss_sum = 0.0
@@ -333,8 +385,7 @@ def run_epoch(g, W, dev, ph, cfg, lrs, X, T, order, step0, every, cnt_up, cnt_dn
     for k in range(order.shape[0]):
         i = order[k]
         step = step0 + k
-        loss, ok = train_sample(g, W, dev, ph, cfg, lrs, X[i], T[i], step, A, Z, D, tmp, aoff, zoff,
-                                cnt_up, cnt_dn, ledger, rec, False)
+        loss, ok = train_sample(s_, st, wk, X[i], T[i], step, rec, False)
         if not np.isfinite(loss):  # a non-finite weight shows up in the next sample's loss
             return loss_sum, correct, s, k
         if not flt:
@@ -356,17 +407,16 @@ def run_epoch(g, W, dev, ph, cfg, lrs, X, T, order, step0, every, cnt_up, cnt_dn
 def evaluate_set(g, W, dev, ph, cfg, X, T, stream, step0, pred):
     """Inference on the (noisy) hardware: mean loss and accuracy over a set; the predicted class
     of every sample goes into ``pred``."""
-    aoff, zoff = offsets(dev)
-    A = np.zeros(aoff[-1])
-    Z = np.zeros(zoff[-1])
-    D = np.zeros(zoff[-1])
-    ledger = np.zeros(N_LEDGER, np.int64)
+    s = Static(dev, ph, cfg, np.zeros(1))
+    st = State(g, W, np.zeros((1, 1), np.int64), np.zeros((1, 1), np.int64), np.zeros(N_LEDGER, np.int64))
+    wk = work(dev)
+    A, Z, D, aoff, zoff = wk.A, wk.Z, wk.D, wk.aoff, wk.zoff
     flt = is_float(cfg.algorithm)
     L = dev.rows.shape[0]
     loss_sum = 0.0
     correct = 0
     for i in range(X.shape[0]):
-        forward(g, W, dev, ph, cfg, flt, X[i], A, Z, aoff, zoff, step0 + i, stream, ledger, True)
+        forward(s, st, wk, flt, X[i], step0 + i, stream, True)
         loss, ok = output_error(cfg, A[aoff[L]:aoff[L] + dev.rows[L - 1]], Z[zoff[L - 1]:zoff[L]], T[i],
                                 D[zoff[L - 1]:zoff[L]], DERIV_EXACT)
         best = 0
@@ -383,13 +433,12 @@ def evaluate_set(g, W, dev, ph, cfg, X, T, stream, step0, pred):
 @njit(cache=True)
 def ideal_errors(Wi, g, dev, ph, cfg, x, t, out):
     """Exact backprop errors of every layer for weights ``Wi`` (noise-free, exact f')."""
-    aoff, zoff = offsets(dev)
-    A = np.zeros(aoff[-1])
-    Z = np.zeros(zoff[-1])
-    tmp = np.zeros(int(dev.cols.max()) + 1)
-    ledger = np.zeros(N_LEDGER, np.int64)
+    s = Static(dev, ph, cfg, np.zeros(1))
+    st = State(g, Wi, np.zeros((1, 1), np.int64), np.zeros((1, 1), np.int64), np.zeros(N_LEDGER, np.int64))
+    wk = work(dev)
+    A, Z, tmp, aoff, zoff = wk.A, wk.Z, wk.tmp, wk.aoff, wk.zoff
     L = dev.rows.shape[0]
-    forward(g, Wi, dev, ph, cfg, True, x, A, Z, aoff, zoff, 0, 0, ledger, False)
+    forward(s, st, wk, True, x, 0, 0, False)
     output_error(cfg, A[aoff[L]:aoff[L] + dev.rows[L - 1]], Z[zoff[L - 1]:zoff[L]], t, out[zoff[L - 1]:zoff[L]], DERIV_EXACT)
     for l in range(L - 2, -1, -1):
         dn = out[zoff[l + 1]:zoff[l + 1] + dev.rows[l + 1]]
@@ -404,11 +453,8 @@ def probe(g, W, dev, ph, cfg, lrs, Xp, Tp, step0, ideal, insitu):
     """For each probe sample: the ideal backprop errors of the present weights (noise-free reads
     of the devices) and the errors the algorithm actually writes with in situ (noisy reads,
     through the arrays it has already updated in that sample), on a copy of the state."""
-    aoff, zoff = offsets(dev)
-    A = np.zeros(aoff[-1])
-    Z = np.zeros(zoff[-1])
-    D = np.zeros(zoff[-1])
-    tmp = np.zeros(int(dev.cols.max()) + 1)
+    s = Static(dev, ph, cfg, lrs)
+    wk = work(dev)
     ledger = np.zeros(N_LEDGER, np.int64)
     flt = is_float(cfg.algorithm)
     P, N = g.shape
@@ -420,9 +466,5 @@ def probe(g, W, dev, ph, cfg, lrs, Xp, Tp, step0, ideal, insitu):
             for idx in range(N):
                 Wi[idx] = K.weight(g, dev, ph, idx)
         ideal_errors(Wi, g, dev, ph, cfg, Xp[k], Tp[k], ideal[k])
-        gc = g.copy()
-        Wc = W.copy()
-        cu = np.zeros((P, N), np.int64)
-        cd = np.zeros((P, N), np.int64)
-        train_sample(gc, Wc, dev, ph, cfg, lrs, Xp[k], Tp[k], step0 + k, A, Z, D, tmp, aoff, zoff, cu, cd,
-                     ledger, insitu[k], True)
+        st = State(g.copy(), W.copy(), np.zeros((P, N), np.int64), np.zeros((P, N), np.int64), ledger)
+        train_sample(s, st, wk, Xp[k], Tp[k], step0 + k, insitu[k], True)

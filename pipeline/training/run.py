@@ -335,7 +335,9 @@ def train_command(p, *, algorithm: str, seed: int, arrays_path: Path, out: Path,
     """``ecram train``: one run into ``out/run.zarr`` (atomic; resumable after interruption)."""
     make_config(p, algorithm, seed)  # refuse a bad algorithm, loss or output path before reading anything
     fsutil.check_output_path(out, want_dir=True)
-    net = arr.load(arrays_path, parallel_min=p.train.parallel_min)
+    from ..stages.instantiate import load_arrays
+
+    net = load_arrays(arrays_path, parallel_min=p.train.parallel_min)
     su = setup(p, algorithm, seed, net)
     old = signal.signal(signal.SIGTERM, _on_sigterm)
     try:

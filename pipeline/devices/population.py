@@ -1,0 +1,63 @@
+"""One device-to-device draw (DESIGN §1.3): per-device parameters from a fitted population.
+
+The population of ``device.yaml`` gives each parameter's mean, device-to-device std and
+correlations; :func:`draw` returns ``n`` devices' parameters, drawn once at array instantiation
+with a NumPy generator (the draw is then stored data, never recomputed).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import InputError
+from .spec import DeviceSpec
+
+# per-device parameters of the arrays, and their names and units in device.yaml
+PARAM_NAMES = ("g_min", "g_max", "dg_up", "dg_down", "gamma_up", "gamma_down")
+SPEC_NAMES = {"g_min": "g_min_S", "g_max": "g_max_S", "dg_up": "dg_up_S", "dg_down": "dg_down_S",
+              "gamma_up": "gamma_up", "gamma_down": "gamma_down"}
+UNITS = {"g_min": "S", "g_max": "S", "dg_up": "S", "dg_down": "S", "gamma_up": "1", "gamma_down": "1"}
+
+
+def draw(spec: DeviceSpec, n: int, rng: np.random.Generator, dist: str, d2d: bool) -> dict:
+    """Draw ``n`` devices' parameters: truncated normal (resampled until positive and g_max >
+    g_min) or log-normal with the population's mean and std, correlated where given."""
+    names = [nm for nm in PARAM_NAMES if SPEC_NAMES[nm] in spec.population]
+    means = np.array([spec.population[SPEC_NAMES[nm]].mean for nm in names])
+    stds = np.array([spec.population[SPEC_NAMES[nm]].std for nm in names]) if d2d else np.zeros(len(names))
+    corr = np.eye(len(names))
+    if spec.correlations and d2d:
+        cn = spec.correlations["names"]
+        cm = np.asarray(spec.correlations["matrix"], float)
+        for a, na in enumerate(names):
+            for b, nb in enumerate(names):
+                if SPEC_NAMES[na] in cn and SPEC_NAMES[nb] in cn:
+                    corr[a, b] = cm[cn.index(SPEC_NAMES[na]), cn.index(SPEC_NAMES[nb])]
+    w, v = np.linalg.eigh((corr + corr.T) / 2)
+    chol = v * np.sqrt(np.clip(w, 0, None))  # valid square root even if the estimate is not PD
+    out = np.empty((len(names), n))
+    todo = np.arange(n)
+    for _ in range(100):
+        z = chol @ rng.standard_normal((len(names), len(todo)))
+        if dist == "lognormal":
+            with np.errstate(divide="ignore", invalid="ignore"):
+                s2 = np.log1p((stds / np.where(means > 0, means, 1.0)) ** 2)
+            vals = np.where(means[:, None] > 0, means[:, None] * np.exp(np.sqrt(s2)[:, None] * z - s2[:, None] / 2),
+                            means[:, None] + stds[:, None] * z)
+        else:
+            vals = means[:, None] + stds[:, None] * z
+        out[:, todo] = vals
+        ok = np.all(out[:, todo] >= 0, axis=0)
+        gi, ga = names.index("g_min"), names.index("g_max")
+        ok &= out[ga, todo] > out[gi, todo]
+        for nm in ("dg_up", "dg_down"):
+            ok &= out[names.index(nm), todo] > 0
+        todo = todo[~ok]
+        if todo.size == 0:
+            break
+    if todo.size:
+        raise InputError("device.yaml population", "device-to-device spread too wide: cannot draw valid devices (g_max > g_min > 0, steps > 0)")
+    res = {nm: out[k] for k, nm in enumerate(names)}
+    for nm in ("gamma_up", "gamma_down"):
+        res.setdefault(nm, np.zeros(n))
+    return res
