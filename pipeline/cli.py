@@ -212,10 +212,10 @@ def figures(
     Example: python -m pipeline figures --only fig4
     """
     from . import config
-    from .figures import make_figures
+    from .stages import figures as stage
 
     p = config.load(params, sections=("figures", "train", "network", "dataset"), overrides=overrides)
-    make_figures(p, out=out, only=only, eval_dir=eval_dir, device_dir=device_dir, sweeps_dir=sweeps_dir)
+    stage.run(p, out=out, only=only, eval_dir=eval_dir, device_dir=device_dir, sweeps_dir=sweeps_dir)
 
 
 # --------------------------------------------------------------------------------------- sweeps
@@ -243,12 +243,12 @@ def sweep(
     Example: python -m pipeline sweep depth --workers 2
     """
     from . import config
-    from . import sweep as sw
+    from .stages import sweep as stage
 
     p = config.load(params, sections=("base", "device", "array", "network", "dataset", "train", "evaluate", "sweeps"),
                     overrides=overrides)
-    sw.sweep_command(p, name=name, out=out, scheduler=scheduler, workers=workers, threads=threads,
-                     allow_incomplete=True if allow_incomplete else None, device=device, source=str(params))
+    stage.run(p, name=name, out=out, scheduler=scheduler, workers=workers, threads=threads,
+              allow_incomplete=True if allow_incomplete else None, device=device, source=str(params))
 
 
 # ---------------------------------------------------------------------------------------- bench

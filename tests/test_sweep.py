@@ -73,10 +73,10 @@ def client(params_file):
 
 @pytest.fixture(scope="module")
 def reference(client, params_file, tmp_path_factory) -> Path:
-    from pipeline import sweep
+    from pipeline.stages import sweep as sweep_stage
 
     out = tmp_path_factory.mktemp("ref") / "grid2.zarr"
-    sweep.sweep_command(load(params_file), name="grid2", out=out, device=DEVICE, client=client)
+    sweep_stage.run(load(params_file), name="grid2", out=out, device=DEVICE, client=client)
     return out
 
 
@@ -124,6 +124,7 @@ def test_unknown_sweep_and_too_many_workers(tmp_path, params_file):
 def test_profiles_and_device_transforms(params_file):
     from pipeline import sweep
     from pipeline.devices import spec as dspec
+    from pipeline.devices.transforms import transform_spec
 
     p = load(params_file)
     sw = sweep.resolve(p, "grid2", device=DEVICE)
@@ -135,11 +136,11 @@ def test_profiles_and_device_transforms(params_file):
     assert paper.epochs == 3 and paper.profile == "paper"
     base = dspec.read(DEVICE)
     rng = base.mean("g_max_S") - base.mean("g_min_S")
-    t = sweep.transform_spec(base, {"device.states": 50.0, "device.c2c": 0.1})
+    t = transform_spec(base, {"device.states": 50.0, "device.c2c": 0.1})
     assert np.isclose(t.mean("dg_up_S"), rng / 50)
     assert np.isclose(t.mean("dg_down_S") / t.mean("dg_up_S"), base.mean("dg_down_S") / base.mean("dg_up_S"))
     assert np.isclose(t.population["dg_up_S"].std / t.mean("dg_up_S"), 0.1) and t.c2c_std == 0.1
-    a = sweep.transform_spec(base, {"device.asymmetry": 2.0})
+    a = transform_spec(base, {"device.asymmetry": 2.0})
     assert a.mean("dg_up_S") == base.mean("dg_up_S") and np.isclose(a.mean("dg_down_S"), 2 * base.mean("dg_up_S"))
 
 
@@ -163,10 +164,10 @@ def test_store_layout_and_complete(reference):
 
 
 def test_twice_and_one_worker_bit_identical(reference, client, params_file, tmp_path):
-    from pipeline import sweep
+    from pipeline.stages import sweep as sweep_stage
 
     again = tmp_path / "again" / "grid2.zarr"
-    sweep.sweep_command(load(params_file), name="grid2", out=again, device=DEVICE, client=client)
+    sweep_stage.run(load(params_file), name="grid2", out=again, device=DEVICE, client=client)
     assert tree_digest(again) == tree_digest(reference)
     one = tmp_path / "one" / "grid2.zarr"
     code, text = run_cli(["sweep", "grid2", "--params", str(params_file), "--device", str(DEVICE), "--out", str(one),
@@ -184,13 +185,14 @@ def test_failed_task_then_rerun_completes_only_missing(mode, reference, client, 
     """A task that raises, or whose worker process exits (as a killed worker), is reported with its
     grid point; the other regions finish intact; a rerun runs only the missing one."""
     from pipeline import progress, store, sweep
+    from pipeline.stages import sweep as sweep_stage
 
     progress.configure()
     out = tmp_path / "grid2.zarr"
     monkeypatch.setenv("ECRAM_SWEEP_FAIL", FAIL_LABEL)
     monkeypatch.setenv("ECRAM_SWEEP_FAIL_MODE", mode)
     with pytest.raises(SystemExit) as exc:
-        sweep.sweep_command(load(params_file), name="grid2", out=out, device=DEVICE, client=client)
+        sweep_stage.run(load(params_file), name="grid2", out=out, device=DEVICE, client=client)
     assert exc.value.code == 1
     err = capsys.readouterr().err
     assert f"task failed: {FAIL_LABEL}" in err and f"missing: {FAIL_LABEL}" in err, err
@@ -207,13 +209,13 @@ def test_failed_task_then_rerun_completes_only_missing(mode, reference, client, 
         a, b = part[v].values[done], ref[v].values[done]
         assert np.array_equal(a, b, equal_nan=True), v
         assert np.isnan(part[v].values[~done]).all()
-    from pipeline.figures import fig5_scaling
     from pipeline.errors import InputError
+    from pipeline.stages.figures import load_sweep
 
     with pytest.raises(InputError, match=f"incomplete sweep: {len(missing)} of 16"):
-        fig5_scaling.load_sweep(tmp)
+        load_sweep(tmp)
     monkeypatch.delenv("ECRAM_SWEEP_FAIL")
-    sweep.sweep_command(load(params_file), name="grid2", out=out, device=DEVICE, client=client)
+    sweep_stage.run(load(params_file), name="grid2", out=out, device=DEVICE, client=client)
     assert f"16 tasks, {len(missing)} to run, {16 - len(missing)} already done" in capsys.readouterr().err
     assert tree_digest(out) == tree_digest(reference)
     assert not tmp.exists()
@@ -221,18 +223,21 @@ def test_failed_task_then_rerun_completes_only_missing(mode, reference, client, 
 
 def test_allow_incomplete_and_fig5(client, params_file, tmp_path, monkeypatch):
     from pipeline import config, store, sweep
+    from pipeline.stages import sweep as sweep_stage
     from pipeline.figures import fig5_scaling
+    from pipeline.stages.figures import load_sweeps
 
     sweeps_dir = tmp_path / "sweeps"
     p = load(params_file)
     monkeypatch.setenv("ECRAM_SWEEP_FAIL", "train.lr=0.2 algorithm=backprop seed=0")
-    sweep.sweep_command(config.with_changes(p, {"evaluate.allow_incomplete": True}), name="lr",
-                        out=sweeps_dir / "lr.zarr", device=DEVICE, client=client)
+    sweep_stage.run(config.with_changes(p, {"evaluate.allow_incomplete": True}), name="lr",
+                    out=sweeps_dir / "lr.zarr", device=DEVICE, client=client)
     monkeypatch.delenv("ECRAM_SWEEP_FAIL")
     ds = store.open_dataset(sweeps_dir / "lr.zarr")
     assert ds.attrs["allow_incomplete"] and ds.attrs["missing"] == ["train.lr=0.2 algorithm=backprop seed=0"]
-    sweep.sweep_command(p, name="depth", out=sweeps_dir / "depth.zarr", device=DEVICE, client=client)
-    paths = fig5_scaling.make(tmp_path / "fig", sweeps_dir, config.Figures(formats=["png"], dpi=60))
+    sweep_stage.run(p, name="depth", out=sweeps_dir / "depth.zarr", device=DEVICE, client=client)
+    paths = fig5_scaling.make(tmp_path / "fig", {"sweeps": load_sweeps(sweeps_dir, fig5_scaling.SWEEPS)},
+                              config.Figures(formats=["png"], dpi=60))
     png = tmp_path / "fig" / "fig5_scaling.png"
     assert png in paths and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     import json
@@ -241,5 +246,5 @@ def test_allow_incomplete_and_fig5(client, params_file, tmp_path, monkeypatch):
     assert set(numbers) == {"depth", "lr"} and numbers["lr"]["missing"] == 1
     assert len(numbers["depth"]["progressive"]["mean"]) == 2
     # rerunning without the flag completes the missing task in place
-    sweep.sweep_command(p, name="lr", out=sweeps_dir / "lr.zarr", device=DEVICE, client=client)
+    sweep_stage.run(p, name="lr", out=sweeps_dir / "lr.zarr", device=DEVICE, client=client)
     assert store.open_dataset(sweeps_dir / "lr.zarr").done.values.all()

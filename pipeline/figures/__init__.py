@@ -1,55 +1,54 @@
-"""One module per paper figure (DESIGN §3); figures read only evaluated results, never simulate."""
+"""One module per paper figure (DESIGN §3); figures read only evaluated results, never simulate.
+
+A figure is a module ``figN_<what>.py`` in this package; it is found by its name (adding a figure
+is adding one file). Each declares:
+
+* ``NAME``   its output name (``"fig1_storage"``: writes ``fig1_storage.png`` / ``.pdf``);
+* ``CLAIM``  the one claim it checks (printed in its caption);
+* ``INPUTS`` the kinds of results it reads, some of :data:`KINDS`;
+* ``make(out, data, fp) -> list[Path]``: draws from ``data`` (one already-opened input per kind
+  of ``INPUTS``, see :data:`KINDS`) with the params section ``figures`` ``fp``, writes through
+  :func:`pipeline.figures.common.save` into folder ``out`` and returns the paths written.
+
+The driver that opens the inputs and writes the files is :func:`pipeline.stages.figures.run`.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+import functools
+import importlib
+import pkgutil
+import re
+from types import ModuleType
 
-from .. import progress
-from ..errors import InputError
+# kind of input -> what ``make`` receives for it
+KINDS = {
+    "eval": "the evaluated runs (results/eval/eval.zarr) as an xarray Dataset",
+    "device": "the device fit: {'fit': fit.zarr as an xarray Dataset, 'spec': the DeviceSpec of device.yaml}",
+    "sweeps": "the sweep stores: {sweep name: xarray Dataset} (the names of the module's SWEEPS that exist)",
+}
+_MODULE = re.compile(r"^(fig\d+)_\w+$")
 
-FIGURES = ("fig1", "fig2", "fig3", "fig4", "fig5")
+
+@functools.lru_cache(maxsize=None)
+def discover() -> dict[str, ModuleType]:
+    """Every figure module of this package, by short name (``"fig1"``), in figure order."""
+    found = {}
+    for info in pkgutil.iter_modules(__path__):
+        m = _MODULE.match(info.name)
+        if m is None or info.ispkg:
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for attr in ("NAME", "CLAIM", "INPUTS", "make"):
+            if not hasattr(module, attr):
+                raise TypeError(f"figure module {module.__name__} lacks {attr}")
+        unknown = [k for k in module.INPUTS if k not in KINDS]
+        if unknown:
+            raise TypeError(f"figure module {module.__name__}: unknown INPUTS {unknown}; expected some of {list(KINDS)}")
+        found[m.group(1)] = module
+    return dict(sorted(found.items(), key=lambda kv: int(kv[0][3:])))
 
 
-def make_figures(p, *, out: Path, only: list[str] | None, eval_dir: Path, device_dir: Path, sweeps_dir: Path) -> list[Path]:
-    """Draw the requested figures (default: every figure whose inputs exist)."""
-    from .. import fsutil
-
-    wanted = list(only) if only else list(FIGURES)
-    for name in wanted:
-        if name.split("_")[0] not in FIGURES:
-            raise InputError("--only", f"got {name!r}, expected some of {', '.join(FIGURES)}")
-    wanted = [w.split("_")[0] for w in wanted]
-    fsutil.check_output_path(out, want_dir=True)
-    made: list[Path] = []
-    fp = p.figures
-    for name in wanted:
-        if name in ("fig1", "fig3", "fig4"):
-            if not (eval_dir / "eval.zarr").exists():
-                if only:
-                    raise InputError(str(eval_dir / "eval.zarr"), f"{name} needs evaluated runs (run: python -m pipeline evaluate)")
-                continue
-            from .. import store
-
-            ds = store.open_dataset(eval_dir / "eval.zarr", what="evaluation")
-            mod = {"fig1": "fig1_storage", "fig3": "fig3_insitu_error", "fig4": "fig4_hardware_training"}[name]
-            module = __import__(f"pipeline.figures.{mod}", fromlist=["make"])
-            made += module.make(out, ds, fp)
-        elif name == "fig2":
-            if not (device_dir / "fit.zarr").exists():
-                if only:
-                    raise InputError(str(device_dir / "fit.zarr"), "fig2 needs a device fit (run: python -m pipeline device fit)")
-                continue
-            from . import fig2_device
-
-            made += fig2_device.make(out, device_dir, fp)
-        elif name == "fig5":
-            if not sweeps_dir.exists() or not any(sweeps_dir.glob("*.zarr")):
-                if only:
-                    raise InputError(str(sweeps_dir), "fig5 needs sweep results (run: python -m pipeline sweep ...)")
-                continue
-            from . import fig5_scaling
-
-            made += fig5_scaling.make(out, sweeps_dir, fp)
-    for path in made:
-        progress.log(f"figure: {path}", verbose_only=True)
-    return made
+def names() -> tuple[str, ...]:
+    """Short names of every figure (``fig1``, ``fig2``, ...)."""
+    return tuple(discover())

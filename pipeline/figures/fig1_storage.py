@@ -18,9 +18,11 @@ NAME = "fig1_storage"
 CLAIM = ("progressive gradient descent removes the storage of partial derivatives that conventional hardware "
          "backprop needs, at the cost of extra forward passes (reads).")
 FAMILIES = ("backprop", "progressive", "progressive-held")
+INPUTS = ("eval",)
 
 
-def make(out: Path, ds, fp) -> list[Path]:
+def make(out: Path, data: dict, fp) -> list[Path]:
+    ds = data["eval"]
     sizes = [int(s) for s in ds.attrs["sizes"]]
     n_in, n_out = sizes[0], sizes[-1]
     width = max(sizes[1:-1]) if len(sizes) > 2 else 32

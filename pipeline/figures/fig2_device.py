@@ -1,6 +1,7 @@
 """fig2_device (DESIGN §3): the devices are characterised and modelled faithfully.
 
-Reads only the fit stage's outputs (``results/device/fit.zarr`` and ``device.yaml``); never re-fits.
+Draws from the fit stage's outputs (``results/device/fit.zarr`` and ``device.yaml``, opened by the
+figures stage); never re-fits.
 Panels: (a) conductance vs pulse number, data and model (several cycles and devices; for look-up
 tables the mean step per bin instead), (b) ΔG per pulse vs G, up and down, with the fitted law,
 (c) residual / noise statistics (residual histogram, lag-1 correlation per device), (d) the
@@ -11,22 +12,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from .common import plt, save
 
-from ..devices import spec as specmod  # noqa: E402
-from ..store import open_dataset  # noqa: E402
-
+NAME = "fig2_device"
+CLAIM = ("the devices are characterised and modelled faithfully (mean law, write and read noise, device-to-device "
+         "spread, model choice).")
+INPUTS = ("device",)
 MAX_DEVICES = 4
 
 
-def make(out_dir: Path, device_dir: Path, fig_params=None) -> list[Path]:
-    out_dir, device_dir = Path(out_dir), Path(device_dir)
-    ds = open_dataset(device_dir / "fit.zarr", what="fit store")
-    spec = specmod.read(device_dir / "device.yaml")
+def make(out: Path, data: dict, fp) -> list[Path]:
+    ds, spec = data["device"]["fit"], data["device"]["spec"]
     chosen = str(ds.attrs["chosen_family"])
     fams = [str(f) for f in ds["family"].values]
     j = fams.index(chosen)
@@ -116,9 +114,4 @@ def make(out_dir: Path, device_dir: Path, fig_params=None) -> list[Path]:
            va="top", fontsize=9, family="monospace", transform=f.transAxes)
     fig.suptitle("Fig. 2 — EC-RAM device characterization and model fit", fontsize=12)
     fig.tight_layout()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / "fig2_device.png", out_dir / "fig2_device.pdf"]
-    fig.savefig(paths[0], dpi=130)
-    fig.savefig(paths[1], metadata={"CreationDate": None, "Producer": None, "Creator": None})
-    plt.close(fig)
-    return paths
+    return save(fig, Path(out), NAME, list(fp.formats), fp.dpi)

@@ -14,9 +14,11 @@ NAME = "fig3_insitu_error"
 CLAIM = ("errors computed in situ on the hardware (progressive: through the just-updated arrays above; "
          "progressive-held: through the updated array with held activations) match the ideal backprop errors.")
 ORDER = ("progressive", "progressive-held", "backprop", "manhattan", "progressive-float", "progressive-held-float")
+INPUTS = ("eval",)
 
 
-def make(out: Path, ds, fp) -> list[Path]:
+def make(out: Path, data: dict, fp) -> list[Path]:
+    ds = data["eval"]
     algs = [a for a in ORDER if a in [str(v) for v in ds.algorithm.values]]
     layer = ds.unit_layer.values
     L = int(layer.max()) + 1

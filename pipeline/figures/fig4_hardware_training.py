@@ -13,6 +13,7 @@ from .common import caption, color, describe_params, linestyle, plt, save
 NAME = "fig4_hardware_training"
 CLAIM = ("a two-layer network trained in situ with progressive gradient descent learns like software backprop "
          "(same loss and accuracy curves, within the seed-to-seed spread).")
+INPUTS = ("eval",)
 
 
 def _band(ax, x, y, alg, label):
@@ -23,7 +24,8 @@ def _band(ax, x, y, alg, label):
         ax.fill_between(x, m - sd, m + sd, color=color(alg), alpha=0.18, lw=0)
 
 
-def make(out: Path, ds, fp) -> list[Path]:
+def make(out: Path, data: dict, fp) -> list[Path]:
+    ds = data["eval"]
     algs = [str(a) for a in ds.algorithm.values]
     hw = [str(a) for a in ds.algorithm_hw.values] if "algorithm_hw" in ds.coords else []
     focus = "progressive" if "progressive" in hw else (hw[0] if hw else None)

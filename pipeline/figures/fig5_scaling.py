@@ -3,10 +3,10 @@ dataset (optdigits) vs depth and width, progressive vs backprop on the devices a
 progressive − backprop gap vs learning rate; accuracy vs the device non-idealities (number of
 states, up/down asymmetry, cycle-to-cycle noise).
 
-Reads the sweep stores ``<sweeps>/{depth,width,lr,states,asymmetry,c2c}.zarr`` (written by
-``python -m pipeline sweep NAME``) and draws the panels whose store exists. A store with missing
-regions is refused unless it was put in place with ``--allow-incomplete`` (or
-``evaluate.allow_incomplete: true``). Also writes ``fig5_scaling.json``: every plotted number.
+Draws from the sweep stores ``<sweeps>/{depth,width,lr,states,asymmetry,c2c}.zarr`` (written by
+``python -m pipeline sweep NAME``, opened by the figures stage, which refuses a store with missing
+regions unless it was put in place with ``--allow-incomplete`` or ``evaluate.allow_incomplete:
+true``) and draws the panels whose store exists. Also writes ``fig5_scaling.json``: every plotted number.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import store
-from ..errors import InputError
 from .common import caption, color, linestyle, plt, save
 
 NAME = "fig5_scaling"
@@ -32,24 +30,8 @@ PANELS = (
     ("c2c", "(f) accuracy vs cycle-to-cycle noise", "c2c noise (relative std of a step)"),
 )
 LOG_X = {"width", "lr", "states", "asymmetry"}
-
-
-def load_sweep(path: Path):
-    """A sweep store as a loaded xarray dataset; refuses one with missing regions unless it is
-    marked ``allow_incomplete``."""
-    ds = store.open_dataset(path, what="sweep store")
-    if "done" not in ds or "sweep" not in ds.attrs:
-        raise InputError(str(path), "not a sweep store (no 'done' variable; run: python -m pipeline sweep NAME)")
-    done = ds.done.values
-    if not done.all():
-        n = int((~done).sum())
-        miss = list(ds.attrs.get("missing") or [])
-        if not ds.attrs.get("allow_incomplete"):
-            raise InputError(str(path), f"incomplete sweep: {n} of {done.size} tasks missing"
-                             + (f" (first: {miss[0]})" if miss else "")
-                             + f"; rerun: python -m pipeline sweep {ds.attrs['sweep']['name']}, "
-                               "or allow it with --allow-incomplete / evaluate.allow_incomplete: true")
-    return ds
+INPUTS = ("sweeps",)
+SWEEPS = tuple(name for name, _, _ in PANELS)  # the stores <sweeps>/<name>.zarr this figure reads
 
 
 def _axis(ds):
@@ -181,13 +163,8 @@ def _produced_by(stores: dict) -> str:
             f"grids {grids}. Final-epoch test accuracy by hardware inference; params.yaml sweeps:, python -m pipeline sweep NAME.")
 
 
-def make(out: Path, sweeps_dir: Path, fp) -> list[Path]:
-    sweeps_dir = Path(sweeps_dir)
-    stores = {}
-    for name, _, _ in PANELS:
-        path = sweeps_dir / f"{name}.zarr"
-        if path.exists():
-            stores[name] = load_sweep(path)
+def make(out: Path, data: dict, fp) -> list[Path]:
+    stores = {name: data["sweeps"][name] for name in SWEEPS if name in data["sweeps"]}
     if not stores:
         return []
     fig = plt.figure(figsize=(15.5, 9.4))
