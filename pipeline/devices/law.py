@@ -29,10 +29,17 @@ import numpy as np
 from numba import njit
 
 from ..rng import normal, uniform
+from .families import CODES
 
-CONSTANT, LINEAR, SOFT_BOUNDS, POWER, TABLE = 0, 1, 2, 3, 4
-FAMILY_CODES = {"constant": CONSTANT, "linear": LINEAR, "soft-bounds": SOFT_BOUNDS, "power": POWER, "table": TABLE}
+# the codes the jitted branches below test (values from the family registry)
+CONSTANT, LINEAR, SOFT_BOUNDS, POWER, TABLE = (CODES[n] for n in ("constant", "linear", "soft-bounds", "power", "table"))
+FAMILY_CODES = dict(CODES)
 FAMILY_NAMES = {v: k for k, v in FAMILY_CODES.items()}
+# a family registered without its branch in shape_up/shape_down (or apply_pulses) must fail here,
+# never fall through to the power law
+_LAW_CODES = (CONSTANT, LINEAR, SOFT_BOUNDS, POWER, TABLE)
+assert sorted(_LAW_CODES) == sorted(FAMILY_CODES.values()), \
+    f"families {sorted(set(FAMILY_CODES) - {FAMILY_NAMES[c] for c in _LAW_CODES})} have no branch in the pulse law"
 
 
 @njit(cache=True, inline="always")
