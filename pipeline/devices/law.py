@@ -154,7 +154,13 @@ def empty_tables():
 
 
 def mean_step_np(family: int, polarity: int, g, g_min, g_max, dg_up, dg_down, gamma_up=0.0, gamma_down=0.0):
-    """Vectorised NumPy form of :func:`mean_step` (used by the fit's least squares)."""
+    """Vectorised NumPy form of :func:`mean_step` (used by the fit's least squares).
+
+    Written out rather than derived from the jitted :func:`mean_step` (e.g. a ``numba.vectorize``
+    ufunc over it): that ufunc gives the same floats for constant, linear and soft-bounds, but for
+    ``power`` about 2.5% of points differ by 1 ulp (NumPy's ``power`` — SIMD loops and fast paths
+    for exponents 0.5 and 2 — versus the libm ``pow`` numba calls), and the fit's outputs
+    (``fit.zarr``) depend on those bits."""
     x = np.clip((np.asarray(g, float) - g_min) / (g_max - g_min), 0.0, 1.0)
     if family == CONSTANT:
         s = np.ones_like(x)
