@@ -87,9 +87,9 @@ def device_synth(
     Example: python -m pipeline device synth --device results/device/device.yaml --devices 16
     --cycles 5 --pulses 100 --seed 1 --out synth.csv.gz
     """
-    from .devices import synth
+    from .stages import characterize
 
-    synth.synth_command(device=device, devices=devices, cycles=cycles, pulses=pulses, seed=seed, out=out, truth=truth)
+    characterize.run(device=device, devices=devices, cycles=cycles, pulses=pulses, seed=seed, out=out, truth=truth)
 
 
 @device_app.command("fit")
@@ -109,10 +109,10 @@ def device_fit(
     Example: python -m pipeline device fit --data data/enode/multi --family auto --out results/device
     """
     from . import config
-    from .devices import fit
+    from .stages import fit
 
     p = config.load(params, sections=("base", "characterization", "device"), overrides=overrides)
-    fit.fit_command(p, data=data, family=family, out=out)
+    fit.run(p, data=data, family=family, out=out)
 
 
 # ---------------------------------------------------------------------------------------- array

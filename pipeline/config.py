@@ -31,7 +31,7 @@ ALGORITHMS = (
     "progressive-held-float",
     "manhattan",
 )
-FAMILIES = ("constant", "linear", "soft-bounds", "power", "table")
+from .devices.families import NAMES as FAMILIES  # noqa: E402  (the family registry, code order; table last)
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "hard-sigmoid", "identity", "softmax")
 
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from pipeline import cli
-from pipeline.devices import readers, synth
+from pipeline.devices import readers
+from pipeline.stages import characterize as synth  # write_table (the stage) and synthesize (imported there)
 from _device_cases import make_spec
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -35,16 +35,11 @@ import numpy as np
 import yaml
 
 from ..errors import InputError
-from .law import FAMILY_CODES
+from .families import CODES as FAMILY_CODES, FILE_UNITS, REGISTRY
 
-PARAMS_BY_FAMILY = {
-    "constant": ("g_min_S", "g_max_S", "dg_up_S", "dg_down_S"),
-    "soft-bounds": ("g_min_S", "g_max_S", "dg_up_S", "dg_down_S"),
-    "linear": ("g_min_S", "g_max_S", "dg_up_S", "dg_down_S", "gamma_up", "gamma_down"),
-    "power": ("g_min_S", "g_max_S", "dg_up_S", "dg_down_S", "gamma_up", "gamma_down"),
-    "table": ("g_min_S", "g_max_S", "dg_up_S", "dg_down_S"),
-}
-UNITS = {"g_min_S": "S", "g_max_S": "S", "dg_up_S": "S", "dg_down_S": "S", "gamma_up": "1", "gamma_down": "1"}
+# family -> the population keys it needs (device.yaml names), from the family registry
+PARAMS_BY_FAMILY = {f.name: f.file_params for f in REGISTRY}
+UNITS = dict(FILE_UNITS)  # device.yaml parameter name -> unit
 TOP_KEYS = ("model", "source", "devices", "population", "correlations", "c2c_std", "read_noise_S",
             "table", "families", "uncertainty", "fit")
 
@@ -77,8 +72,8 @@ class DeviceSpec:
 
     def to_dict(self) -> dict:
         out = {"model": self.model, "source": self.source, "devices": int(self.devices),
-               "population": {k: {"mean": _num(v.mean), "std": _num(v.std)} for k, v in self.population.items()},
-               "c2c_std": _num(self.c2c_std), "read_noise_S": _num(self.read_noise_S)}
+               "population": {k: {"mean": _sig6(v.mean), "std": _sig6(v.std)} for k, v in self.population.items()},
+               "c2c_std": _sig6(self.c2c_std), "read_noise_S": _sig6(self.read_noise_S)}
         if self.correlations is not None:
             out["correlations"] = self.correlations
         if self.table is not None:
@@ -87,7 +82,8 @@ class DeviceSpec:
         return out
 
 
-def _num(v) -> float:
+def _sig6(v) -> float:
+    """v rounded to 6 significant digits (inf, -inf and NaN pass through unchanged)."""
     return float(f"{float(v):.6g}")
 
 

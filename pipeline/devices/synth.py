@@ -13,22 +13,18 @@ samples the look-up tables pulse by pulse); each read adds Gaussian read noise o
 
 from __future__ import annotations
 
-import gzip
-import io
 from pathlib import Path
 
 import numpy as np
-import yaml
 from numba import njit
 
 from ..rng import STREAM_PULSE, STREAM_SYNTH_READ, key4, normal
-from ..errors import InputError
-from ..fsutil import atomic_path, check_output_path
 from . import spec as specmod
+from .families import FILE_NAMES
 from .law import apply_pulses, empty_tables
 from .readers import Traces, read_lut_folder
 
-PARAMS = ("g_min_S", "g_max_S", "dg_up_S", "dg_down_S", "gamma_up", "gamma_down")
+PARAMS = FILE_NAMES  # ("g_min_S", ..., "gamma_down"): device.yaml names, from the family registry
 D2D_STREAM = 0xD2D
 
 
@@ -130,54 +126,3 @@ def traces_to_columns(tr: Traces) -> dict[str, np.ndarray]:
     names = np.array(tr.devices)
     return {"device": names[d.ravel()[ok]], "cycle": c.ravel()[ok], "pulse": tr.pulse.ravel()[ok].astype(np.int64),
             "polarity": tr.pol.ravel()[ok].astype(np.int64), "conductance_S": tr.g.ravel()[ok]}
-
-
-def write_table(tr: Traces, out: Path) -> None:
-    """Write traces as a long-form table (.csv, .csv.gz, .zarr or .nc), atomically."""
-    import pandas as pd
-
-    out = Path(out)
-    name = out.name.lower()
-    cols = traces_to_columns(tr)
-    if name.endswith((".csv", ".csv.gz")):
-        buf = io.StringIO()
-        pd.DataFrame(cols).to_csv(buf, index=False, float_format="%.10e", lineterminator="\n")
-        data = buf.getvalue().encode()
-        with atomic_path(out, is_dir=False) as tmp:
-            if name.endswith(".gz"):
-                with open(tmp, "wb") as fh, gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0) as gz:
-                    gz.write(data)
-            else:
-                Path(tmp).write_bytes(data)
-        return
-    import xarray as xr
-
-    ds = xr.Dataset({k: ("read", np.asarray(v)) for k, v in cols.items()})
-    ds["device"] = ds["device"].astype(str)
-    ds["conductance_S"].attrs["units"] = "S"
-    if name.endswith(".zarr"):
-        from ..store import write_dataset
-
-        with atomic_path(out, is_dir=True) as tmp:
-            write_dataset(ds, tmp)
-    elif name.endswith(".nc"):
-        with atomic_path(out, is_dir=False) as tmp:
-            ds.to_netcdf(str(tmp), engine="scipy")
-    else:
-        raise InputError(f"--out {out}", "unknown table type; expected .csv, .csv.gz, .zarr or .nc")
-
-
-def synth_command(*, device: Path, devices: int, cycles: int, pulses: int, seed: int, out: Path,
-                  truth: Path | None = None) -> None:
-    if not str(out).lower().endswith((".csv", ".csv.gz", ".zarr", ".nc")):
-        raise InputError(f"--out {out}", "unknown table type; expected .csv, .csv.gz, .zarr or .nc")
-    check_output_path(Path(out), want_dir=str(out).lower().endswith(".zarr"))
-    if truth is not None:
-        check_output_path(Path(truth), want_dir=False, where="--truth")
-    spec = specmod.read(device)
-    tr, tru = synthesize(spec, devices, cycles, pulses, seed)
-    tru["device_file"] = str(device)
-    write_table(tr, Path(out))
-    if truth is not None:
-        with atomic_path(Path(truth), is_dir=False) as tmp:
-            Path(tmp).write_text(yaml.safe_dump(tru, sort_keys=False, width=120))
