@@ -31,7 +31,7 @@ ALGORITHMS = (
     "progressive-held-float",
     "manhattan",
 )
-from .devices.families import NAMES as FAMILIES  # noqa: E402  (the family registry, code order; table last)
+from .devices.families import FIT_NAMES, NAMES as FAMILIES  # noqa: E402  (the family registry, code order; table last)
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "hard-sigmoid", "identity", "softmax")
 
 
@@ -71,7 +71,7 @@ class Characterization:
 
 @dataclass(frozen=True)
 class Device:
-    family: str = _f("auto", choices=("auto",) + FAMILIES[:-1], doc="family to fit, or auto (lowest BIC)")
+    family: str = _f("auto", choices=("auto",) + FIT_NAMES, doc="family to fit, or auto (lowest BIC)")
     keep_table: bool = _f(True, doc="a look-up-table input is also kept as a 'table' model")
     use: str = _f("fit", choices=("fit", "table"), doc="which model the arrays use: fitted family or the measured tables")
     bootstrap: int = _f(0, lo=0, doc="bootstrap resamples for parameter uncertainty (0: covariance only)")

@@ -40,9 +40,12 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange, uint64
 
-from ..devices.law import LINEAR, POWER, SOFT_BOUNDS, TABLE, shape_down, shape_up, table_step
+from ..devices.families import REGISTRY
+from ..devices.law import SOFT_BOUNDS, TABLE, shape_down, shape_up, table_step
 from ..rng import STREAM_PULSE, STREAM_ROUND, key3, normal, subkey, uniform
 
+# by family code: does the step law use the per-device shape parameters (gamma_up / gamma_down)?
+SHAPED = np.array([bool(f.shape_params) for f in sorted(REGISTRY, key=lambda f: f.code)])
 _PHI2 = np.uint64(0xD1B54A32D192ED03)  # odd multiplier spreading the device index over the pulse key
 MAP_DIFFERENTIAL, MAP_REFERENCE = 0, 1
 MAPPINGS = {"differential": MAP_DIFFERENTIAL, "reference": MAP_REFERENCE}
@@ -330,7 +333,7 @@ def _rows(g, dev, ph, base, c, i0, i1, d, a, lr, kp, kr, pot_route, cnt_up, cnt_
     N = g.shape[1]
     g_min, g_max, dg_up, dg_down, gamma_up, gamma_down, stuck, table = _unpack(dev)
     c2c = ph.c2c
-    shaped = family == LINEAR or family == POWER
+    shaped = SHAPED[family]
     inv_pot = 1.0 / ph.dw_pot
     inv_dep = 1.0 / ph.dw_dep
     for i in range(i0, i1):

@@ -10,13 +10,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError
+from .families import PARAMETERS
 from .spec import DeviceSpec
 
-# per-device parameters of the arrays, and their names and units in device.yaml
-PARAM_NAMES = ("g_min", "g_max", "dg_up", "dg_down", "gamma_up", "gamma_down")
-SPEC_NAMES = {"g_min": "g_min_S", "g_max": "g_max_S", "dg_up": "dg_up_S", "dg_down": "dg_down_S",
-              "gamma_up": "gamma_up", "gamma_down": "gamma_down"}
-UNITS = {"g_min": "S", "g_max": "S", "dg_up": "S", "dg_down": "S", "gamma_up": "1", "gamma_down": "1"}
+# per-device parameters of the arrays, and their names and units in device.yaml (one table:
+# pipeline.devices.families.PARAMETERS)
+PARAM_NAMES = tuple(PARAMETERS)
+SPEC_NAMES = {name: file for name, (file, _) in PARAMETERS.items()}
+UNITS = {name: unit for name, (_, unit) in PARAMETERS.items()}
 
 
 def draw(spec: DeviceSpec, n: int, rng: np.random.Generator, dist: str, d2d: bool) -> dict:
