@@ -22,15 +22,7 @@ import yaml
 
 from .errors import InputError
 
-ALGORITHMS = (
-    "backprop-float",
-    "backprop",
-    "progressive",
-    "progressive-held",
-    "progressive-float",
-    "progressive-held-float",
-    "manhattan",
-)
+from .training.algorithms import NAMES as ALGORITHMS  # the algorithm registry's names
 FAMILIES = ("constant", "linear", "soft-bounds", "power", "table")
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "hard-sigmoid", "identity", "softmax")
 
