@@ -162,11 +162,11 @@ def train(
     Example: python -m pipeline train --algorithm progressive --seed 0
     """
     from . import config
-    from .training import run
+    from .stages import train as stage
 
     p = config.load(params, sections=("base", "network", "dataset", "train", "record"), overrides=overrides)
     out = out or Path("results/train") / f"{algorithm}-{seed}"
-    run.train_command(p, algorithm=algorithm, seed=seed, arrays_path=arrays_path, out=out, resume=resume)
+    stage.run(p, algorithm=algorithm, seed=seed, arrays_path=arrays_path, out=out, resume=resume)
 
 
 # ------------------------------------------------------------------------------------- evaluate
@@ -186,10 +186,11 @@ def evaluate(
 
     Example: python -m pipeline evaluate --runs results/train --out results/eval
     """
-    from . import config, evaluate as ev
+    from . import config
+    from .stages import evaluate as stage
 
     p = config.load(params, sections=("train", "evaluate"), overrides=overrides)
-    ev.evaluate_command(p, runs=runs, out=out)
+    stage.run(p, runs=runs, out=out)
 
 
 # -------------------------------------------------------------------------------------- figures

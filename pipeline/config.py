@@ -22,16 +22,8 @@ import yaml
 
 from .errors import InputError
 
-ALGORITHMS = (
-    "backprop-float",
-    "backprop",
-    "progressive",
-    "progressive-held",
-    "progressive-float",
-    "progressive-held-float",
-    "manhattan",
-)
-from .devices.families import FIT_NAMES, NAMES as FAMILIES  # noqa: E402  (the family registry, code order; table last)
+from .devices.families import FIT_NAMES, NAMES as FAMILIES  # noqa: E402  (the family registry, code order)
+from .training.algorithms import NAMES as ALGORITHMS  # noqa: E402  (the algorithm registry's names)
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "hard-sigmoid", "identity", "softmax")
 
 

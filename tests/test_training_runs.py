@@ -17,6 +17,7 @@ from conftest import ROOT, run_cli
 from pipeline import config, datasets, store
 from pipeline.crossbar import arrays as arr
 from pipeline.devices import spec as dspec
+from pipeline.stages import train as train_stage
 from pipeline.training import loop, run
 
 PARAMS = """
@@ -82,7 +83,7 @@ def test_interrupt_and_resume_is_bit_identical(workspace):
            "--arrays", str(workspace / "arrays.zarr"), "--params", str(workspace / "params_long.yaml"), "--out", str(out)]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
-    ckpt = workspace / ".cut.tmp" / run.CHECKPOINT
+    ckpt = workspace / ".cut.tmp" / train_stage.CHECKPOINT
     deadline = time.time() + 300
     while time.time() < deadline and not ckpt.exists() and proc.poll() is None:
         time.sleep(0.02)

@@ -11,16 +11,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-COLORS = {
-    "backprop-float": "#222222",
-    "backprop": "#1f77b4",
-    "progressive": "#d62728",
-    "progressive-held": "#ff7f0e",
-    "progressive-float": "#9467bd",
-    "progressive-held-float": "#8c564b",
-    "manhattan": "#2ca02c",
-}
-STYLE = {"backprop-float": "--", "progressive-float": ":", "progressive-held-float": ":"}
+from ..training.algorithms import REGISTRY  # noqa: E402
+
+# from the algorithm registry (one entry per algorithm holds its colour and line style)
+COLORS = {a.name: a.color for a in REGISTRY}
+STYLE = {a.name: a.linestyle for a in REGISTRY if a.linestyle != "-"}
 
 
 def color(alg: str) -> str:

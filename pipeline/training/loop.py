@@ -30,20 +30,30 @@ from numba import njit
 
 from ..crossbar import kernels as K
 from ..rng import STREAM_READ, key4
+from . import algorithms, metrics
 
-BACKPROP_FLOAT, BACKPROP, PROGRESSIVE, PROGRESSIVE_HELD, PROGRESSIVE_FLOAT, PROGRESSIVE_HELD_FLOAT, MANHATTAN = range(7)
-ALGORITHM_CODES = {"backprop-float": BACKPROP_FLOAT, "backprop": BACKPROP, "progressive": PROGRESSIVE,
-                   "progressive-held": PROGRESSIVE_HELD, "progressive-float": PROGRESSIVE_FLOAT,
-                   "progressive-held-float": PROGRESSIVE_HELD_FLOAT, "manhattan": MANHATTAN}
+# algorithm codes (the registry's; a name missing there fails here, at import)
+ALGORITHM_CODES = dict(algorithms.CODES)
+BACKPROP_FLOAT = ALGORITHM_CODES["backprop-float"]
+BACKPROP = ALGORITHM_CODES["backprop"]
+PROGRESSIVE = ALGORITHM_CODES["progressive"]
+PROGRESSIVE_HELD = ALGORITHM_CODES["progressive-held"]
+PROGRESSIVE_FLOAT = ALGORITHM_CODES["progressive-float"]
+PROGRESSIVE_HELD_FLOAT = ALGORITHM_CODES["progressive-held-float"]
+MANHATTAN = ALGORITHM_CODES["manhattan"]
 SIGMOID, TANH, RELU, HARD_SIGMOID, IDENTITY, SOFTMAX = range(6)
 ACTIVATION_CODES = {"sigmoid": SIGMOID, "tanh": TANH, "relu": RELU, "hard-sigmoid": HARD_SIGMOID,
                     "identity": IDENTITY, "softmax": SOFTMAX}
 LOSS_MSE, LOSS_CE = 0, 1
 DERIV_EXACT, DERIV_HARDWARE = 0, 1
 
-# ledger slots (per epoch totals)
-L_READS, L_DEVICE_READS, L_PULSES_UP, L_PULSES_DOWN, L_FORWARD = range(5)
-N_LEDGER = 5
+# ledger slots (per epoch totals), in the order of metrics.LEDGER_METRICS
+L_READS = metrics.LEDGER_SLOT["reads"]
+L_DEVICE_READS = metrics.LEDGER_SLOT["device_reads"]
+L_PULSES_UP = metrics.LEDGER_SLOT["pulses_up"]
+L_PULSES_DOWN = metrics.LEDGER_SLOT["pulses_down"]
+L_FORWARD = metrics.LEDGER_SLOT["forward_passes"]
+N_LEDGER = metrics.N_LEDGER
 
 STREAM_EVAL = 50
 PROBE_STEP0 = 1 << 40

@@ -1,37 +1,33 @@
-"""The run driver: one algorithm × seed, epochs of jitted training, a buffered recorder, checkpoints.
+"""One algorithm × seed in memory: resolve a run (:func:`setup`) and drive its epochs
+(:func:`run_epochs`); no files are written here.
 
 Python is entered once per epoch: it draws the epoch's order (NumPy generator seeded by
-(seed, epoch)), calls :func:`pipeline.training.loop.run_epoch`, evaluates on the hardware, probes
-the in-situ errors, writes that epoch's regions of ``run.zarr`` and a checkpoint.
-
-The run folder is built in a temporary sibling (``.<name>.tmp``) and renamed into place at the end;
-an interrupted run leaves the sibling with its last checkpoint, and ``--resume`` continues from it
-to exactly the store an uninterrupted run writes.
+(seed, epoch)), calls :func:`pipeline.training.loop.run_epoch`, evaluates on the hardware and,
+when asked, probes the in-situ errors. The train stage (:mod:`pipeline.stages.train`) records
+each epoch into ``run.zarr`` with checkpoints; a sweep calls :func:`simulate`, which keeps the
+per-epoch metrics only.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
-import signal
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
-from .. import config, datasets, fsutil, progress, store
+from .. import config, datasets
 from ..crossbar import arrays as arr
 from ..crossbar import kernels as K
 from ..errors import InputError, TrainingDiverged
+from . import algorithms, loop
 from . import ledger as ledger_mod
-from . import loop
-
-CHECKPOINT = "checkpoint.npz"
+from .metrics import LEDGER_NAMES, NAMES
 
 
 @dataclass
 class Setup:
-    """Everything one training run needs, resolved from params and the stored arrays."""
+    """Everything one training run needs, resolved from params and the arrays."""
 
     net: arr.Network
     data: datasets.Split
@@ -43,6 +39,41 @@ class Setup:
     algorithm: str
     seed: int
 
+    @property
+    def algorithm_entry(self) -> algorithms.Algorithm:
+        return algorithms.get(self.algorithm)
+
+
+@dataclass
+class State:
+    """The training state, updated in place by the kernels: conductances ``g``, float weights
+    ``W`` (same flat layout) and the per-device pulse counters."""
+
+    g: np.ndarray
+    W: np.ndarray
+    cnt_up: np.ndarray
+    cnt_dn: np.ndarray
+
+    @classmethod
+    def initial(cls, net: arr.Network) -> "State":
+        g = net.g0.copy()
+        return cls(g, net.weights0().copy(), np.zeros(g.shape, np.int64), np.zeros(g.shape, np.int64))
+
+
+@dataclass
+class EpochResult:
+    """What one epoch produced. ``snaps``/``snap_steps`` are views of buffers that the next epoch
+    overwrites: use them before asking for the next one."""
+
+    epoch: int
+    metrics: dict[str, float]  # metrics.EPOCH_NAMES (epoch 0: the evaluated ones only)
+    ledger: np.ndarray  # counts in the slots of loop.N_LEDGER
+    pred: np.ndarray | None  # test-set predictions (hardware inference)
+    snaps: np.ndarray | None  # snapshots taken in the epoch (flat layout)
+    snap_steps: np.ndarray | None  # their global sample counts
+    probe_ideal: np.ndarray | None
+    probe_insitu: np.ndarray | None
+
 
 def targets(y: np.ndarray, k: int, output: str) -> np.ndarray:
     lo = -1.0 if output == "tanh" else 0.0
@@ -53,11 +84,11 @@ def targets(y: np.ndarray, k: int, output: str) -> np.ndarray:
 
 def make_config(p, algorithm: str, seed: int) -> loop.Config:
     n = p.network
-    if algorithm not in loop.ALGORITHM_CODES:
-        raise InputError("--algorithm", f"got {algorithm!r}, expected one of {', '.join(loop.ALGORITHM_CODES)}")
+    if algorithm not in algorithms.CODES:
+        raise InputError("--algorithm", f"got {algorithm!r}, expected one of {', '.join(algorithms.NAMES)}")
     if n.loss == "ce" and n.output not in ("sigmoid", "softmax"):
         raise InputError("network.loss", f"cross-entropy needs a sigmoid or softmax output, got output {n.output!r}")
-    return loop.Config(algorithm=loop.ALGORITHM_CODES[algorithm], hidden=loop.ACTIVATION_CODES[n.activation],
+    return loop.Config(algorithm=algorithms.CODES[algorithm], hidden=loop.ACTIVATION_CODES[n.activation],
                        output=loop.ACTIVATION_CODES[n.output], loss=0 if n.loss == "mse" else 1,
                        derivative=0 if n.derivative == "exact" else 1, seed=int(seed))
 
@@ -69,7 +100,10 @@ def setup(p, algorithm: str, seed: int, net: arr.Network) -> Setup:
         raise InputError("arrays", f"stored arrays are {'-'.join(map(str, net.sizes))} but params ask for "
                          f"{'-'.join(map(str, sizes))}; rerun: python -m pipeline array init")
     cfg = make_config(p, algorithm, seed)
-    if algorithm == "manhattan":  # sign-only updates: one pulse per device above the threshold
+    entry = algorithms.get(algorithm)
+    if bool(loop.is_float(cfg.algorithm)) != entry.is_float:
+        raise RuntimeError(f"algorithm registry and training loop disagree on whether {algorithm} is float")
+    if entry.order == algorithms.ORDER_MANHATTAN:  # sign-only updates: one pulse per device above the threshold
         net = dataclasses.replace(net, ph=net.ph._replace(encoding=K.ENC_SIGN))
     lrs = np.asarray(config.layer_lrs(p.train, net.n_layers), np.float64)
     k = data.n_classes
@@ -88,71 +122,6 @@ def snapshot_steps(n_train: int, epochs: int, every: int) -> np.ndarray:
     """Global sample counts at which snapshots are taken (0 = the initial state)."""
     total = n_train * epochs
     return np.concatenate([[0], np.arange(every, total + 1, every)]).astype(np.int64)
-
-
-class Recorder:
-    """Creates ``run.zarr`` with every array at its final shape, then writes one epoch's regions
-    at a time from NumPy buffers."""
-
-    def __init__(self, s: store.Store):
-        self.s = s
-
-    @classmethod
-    def create(cls, path: Path, su: Setup, p, epochs: int, flt: bool) -> "Recorder":
-        net = su.net
-        dev = net.dev
-        P = net.g0.shape[0]
-        steps = snapshot_steps(len(su.data.y_train), epochs, p.record.every)
-        attrs = {"algorithm": su.algorithm, "seed": su.seed, "sizes": net.sizes, "float": flt,
-                 "samples_per_epoch": len(su.data.y_train), "test_samples": len(su.data.y_test),
-                 "arrays": net.attrs, "params": {k: config.to_dict(getattr(p, k)) for k in
-                                                 ("base", "network", "dataset", "train", "record")},
-                 "values_held": ledger_mod.values_held(su.algorithm, net.sizes),
-                 "reads_per_sample": ledger_mod.reads_per_sample(su.algorithm, net.n_layers)}
-        s = store.Store.create(path, attrs=attrs)
-        E = epochs + 1
-        s.array("epoch", ("epoch",), (E,), dtype="i8", data=np.arange(E), attrs={"units": "1"})
-        for name, units, desc in (
-            ("train_loss", "1", "mean loss of the training samples as seen during training (online)"),
-            ("train_acc", "1", "accuracy of the training samples as seen during training (online)"),
-            ("train_loss_eval", "1", "loss on the training set after the epoch (hardware inference)"),
-            ("train_acc_eval", "1", "accuracy on the training set after the epoch (hardware inference)"),
-            ("test_loss", "1", "loss on the test set after the epoch (hardware inference)"),
-            ("test_acc", "1", "accuracy on the test set after the epoch (hardware inference)"),
-            ("energy_J", "J", "write and read energy spent in the epoch"),
-        ):
-            s.array(name, ("epoch",), (E,), attrs={"units": units, "description": desc})
-        for k, name in enumerate(ledger_mod.LEDGER_NAMES):
-            s.array(name, ("epoch",), (E,), dtype="i8", fill=-1,
-                    attrs={"units": ledger_mod.LEDGER_UNITS[k], "description": ledger_mod.LEDGER_DOC[k]})
-        per_epoch = max(1, len(steps) // max(epochs, 1))
-        s.array("snapshot", ("snapshot",), (len(steps),), dtype="i8", data=steps,
-                attrs={"units": "samples", "description": "global training sample count of each snapshot"})
-        for l in range(net.n_layers):
-            r, c = int(dev.rows[l]), int(dev.cols[l])
-            if flt:
-                s.array(f"W_{l}", ("snapshot", "pair_w", f"row_{l}", f"col_{l}"), (len(steps), 1, r, c),
-                        chunks=(per_epoch, 1, r, c), attrs={"units": "1", "description": f"weights of layer {l}"})
-            else:
-                s.array(f"G_{l}", ("snapshot", "pair", f"row_{l}", f"col_{l}"), (len(steps), P, r, c),
-                        chunks=(per_epoch, P, r, c), attrs={"units": "S", "description": f"conductances of layer {l}"})
-                for pol in ("up", "down"):
-                    s.array(f"pulses_{pol}_{l}", ("pair", f"row_{l}", f"col_{l}"), (P, r, c), dtype="i8", fill=0,
-                            attrs={"units": "pulses", "description": f"{'potentiation' if pol == 'up' else 'depression'} pulses per device"})
-        k = su.data.n_classes
-        s.array("confusion", ("true_class", "predicted_class"), (k, k), dtype="i8", fill=0,
-                attrs={"units": "samples", "description": "test-set confusion matrix after the last epoch (hardware inference)"})
-        n_units = int(dev.rows.sum())
-        n_probe = len(su.probe_idx)
-        unit_layer = np.repeat(np.arange(net.n_layers), dev.rows)
-        s.array("unit_layer", ("unit",), (n_units,), dtype="i8", data=unit_layer, attrs={"units": "1"})
-        s.array("probe_sample", ("probe",), (n_probe,), dtype="i8", data=su.probe_idx,
-                attrs={"units": "1", "description": "test-set index of each probe sample"})
-        for name, desc in (("probe_ideal", "exact backprop errors of the present weights (noise-free)"),
-                           ("probe_insitu", "errors the algorithm writes with, measured in situ")):
-            s.array(name, ("epoch", "probe", "unit"), (E, n_probe, n_units), chunks=(1, max(n_probe, 1), n_units),
-                    attrs={"units": "1", "description": desc})
-        return cls(s)
 
 
 def _eval_epoch(su: Setup, g, W, epoch: int, pred_test: np.ndarray | None = None):
@@ -178,67 +147,6 @@ def _probe_epoch(su: Setup, g, W, epoch: int):
     return ideal, insitu
 
 
-class _Terminated(Exception):
-    pass
-
-
-def _on_sigterm(signum, frame):  # noqa: ARG001
-    raise _Terminated()
-
-
-def train(p, su: Setup, tmp: Path, resume: bool, epochs: int) -> None:
-    """Train into folder ``tmp`` (run.zarr + checkpoint), resuming from its checkpoint if asked."""
-    net = su.net
-    flt = bool(loop.is_float(su.cfg.algorithm))
-    n_train = len(su.data.y_train)
-    every = p.record.every
-    ckpt = tmp / CHECKPOINT
-    run_path = tmp / "run.zarr"
-    g = net.g0.copy()
-    W = net.weights0().copy()
-    cnt_up = np.zeros_like(g, dtype=np.int64)
-    cnt_dn = np.zeros_like(g, dtype=np.int64)
-    steps = snapshot_steps(n_train, epochs, every)
-    start = 0
-    if resume and ckpt.exists() and run_path.exists():
-        z = np.load(ckpt)
-        g, W, cnt_up, cnt_dn = z["g"].copy(), z["W"].copy(), z["cnt_up"].copy(), z["cnt_dn"].copy()
-        start = int(z["epoch"])
-        rec = Recorder(store.Store.open(run_path))
-        progress.log(f"resuming {su.algorithm}-{su.seed} after epoch {start}")
-    else:
-        fsutil.remove(run_path)
-        rec = Recorder.create(run_path, su, p, epochs, flt)
-        _write_epoch0(rec, su, g, W, flt)
-    snaps = np.zeros((n_train // every + 2, 1 if flt else g.shape[0], g.shape[1]))
-    snap_steps = np.zeros(snaps.shape[0], np.int64)
-    with progress.bar(f"train {su.algorithm}-{su.seed}", total=epochs) as bar:
-        bar.advance(start)
-        for epoch in range(start + 1, epochs + 1):
-            led, ns, pred, metrics = train_epoch(p, su, g, W, cnt_up, cnt_dn, epoch, every, snaps, snap_steps)
-            ideal, insitu = _probe_epoch(su, g, W, epoch)
-            s = rec.s
-            for name, val in metrics.items():
-                s.write(name, epoch, val)
-            for k, name in enumerate(ledger_mod.LEDGER_NAMES):
-                s.write(name, epoch, led[k])
-            if ns:
-                first = int(np.searchsorted(steps, snap_steps[0]))
-                assert np.array_equal(steps[first:first + ns], snap_steps[:ns])
-                _write_snaps(rec, su, snaps[:ns], first, flt)
-            s.write("probe_ideal", epoch, ideal)
-            s.write("probe_insitu", epoch, insitu)
-            s.write("confusion", ..., confusion(su.data.y_test, pred, su.data.n_classes))
-            if not flt:
-                _write_counts(rec, su, cnt_up, cnt_dn)
-            _save_checkpoint(ckpt, g, W, cnt_up, cnt_dn, epoch)
-            progress.log(f"{su.algorithm}-{su.seed} epoch {epoch}/{epochs}: loss {metrics['train_loss']:.4f} "
-                         f"train {metrics['train_acc_eval']:.3f} test {metrics['test_acc']:.3f}", verbose_only=True)
-            bar.advance()
-    rec.s.consolidate()
-    ckpt.unlink(missing_ok=True)
-
-
 def train_epoch(p, su: Setup, g, W, cnt_up, cnt_dn, epoch: int, every: int, snaps, snap_steps):
     """One epoch of training (in place on g / W / counters) and its hardware evaluation.
 
@@ -259,30 +167,55 @@ def train_epoch(p, su: Setup, g, W, cnt_up, cnt_dn, epoch: int, every: int, snap
     return led, ns, pred, metrics
 
 
+def initial_epoch(su: Setup, state: State, *, probes: bool) -> EpochResult:
+    """Epoch 0, the state before training: hardware inference (and the probes if asked)."""
+    (trl, tra), (tel, tea) = _eval_epoch(su, state.g, state.W, 0)
+    metrics = {"train_loss_eval": trl, "train_acc_eval": tra, "test_loss": tel, "test_acc": tea}
+    ideal, insitu = _probe_epoch(su, state.g, state.W, 0) if probes else (None, None)
+    return EpochResult(0, metrics, np.zeros(loop.N_LEDGER, np.int64), None, None, None, ideal, insitu)
+
+
+def run_epochs(p, su: Setup, state: State, first: int, last: int, *, every: int | None = None,
+               probes: bool = False) -> Iterator[EpochResult]:
+    """Train epochs ``first`` … ``last`` in place on ``state``, one :class:`EpochResult` each: the
+    one epoch driver of the train stage and of :func:`simulate`.
+
+    ``every``: take a snapshot every that many global samples (None: no snapshots); ``probes``:
+    probe the in-situ errors after each epoch. Raises TrainingDiverged on NaN or Inf."""
+    n_train = len(su.data.y_train)
+    if every is None:
+        every = np.iinfo(np.int64).max // 4
+        snaps = np.zeros((1, 1, 1))
+        snap_steps = np.zeros(1, np.int64)
+    else:
+        P = 1 if su.algorithm_entry.is_float else state.g.shape[0]
+        snaps = np.zeros((n_train // every + 2, P, state.g.shape[1]))
+        snap_steps = np.zeros(snaps.shape[0], np.int64)
+    for epoch in range(first, last + 1):
+        led, ns, pred, metrics = train_epoch(p, su, state.g, state.W, state.cnt_up, state.cnt_dn, epoch, every,
+                                             snaps, snap_steps)
+        ideal, insitu = _probe_epoch(su, state.g, state.W, epoch) if probes else (None, None)
+        yield EpochResult(epoch, metrics, led, pred, snaps[:ns], snap_steps[:ns], ideal, insitu)
+
+
 def simulate(p, spec, algorithm: str, seed: int) -> dict[str, np.ndarray]:
     """Instantiate arrays from a device population and train in memory (no store, no probes or
     snapshots): the unit of work of a sweep. Returns per-epoch arrays (epoch 0 = before
-    training) of every metric and ledger count."""
+    training) of every metric and ledger count (:data:`pipeline.training.metrics.NAMES`)."""
     make_config(p, algorithm, seed)
     data = datasets.load(p.dataset)
     net = arr.build(p, spec, arr.network_sizes(data.n_features, p.network.hidden, data.n_classes))
     su = setup(p, algorithm, seed, net)
-    g, W = net.g0.copy(), net.weights0().copy()
-    cnt_up = np.zeros(g.shape, np.int64)
-    cnt_dn = np.zeros(g.shape, np.int64)
+    state = State.initial(net)
     E = p.train.epochs
-    names = ("train_loss", "train_acc", "train_loss_eval", "train_acc_eval", "test_loss", "test_acc", "energy_J")
-    out = {k: np.full(E + 1, np.nan) for k in names + ledger_mod.LEDGER_NAMES}
-    (out["train_loss_eval"][0], out["train_acc_eval"][0]), (out["test_loss"][0], out["test_acc"][0]) = _eval_epoch(su, g, W, 0)
-    snaps = np.zeros((1, 1, 1))
-    snap_steps = np.zeros(1, np.int64)
-    huge = np.iinfo(np.int64).max // 4
-    for epoch in range(1, E + 1):
-        led, _, _, metrics = train_epoch(p, su, g, W, cnt_up, cnt_dn, epoch, huge, snaps, snap_steps)
-        for k, v in metrics.items():
-            out[k][epoch] = v
-        for k, name in enumerate(ledger_mod.LEDGER_NAMES):
-            out[name][epoch] = led[k]
+    out = {k: np.full(E + 1, np.nan) for k in NAMES}
+    for k, v in initial_epoch(su, state, probes=False).metrics.items():
+        out[k][0] = v
+    for res in run_epochs(p, su, state, 1, E):
+        for k, v in res.metrics.items():
+            out[k][res.epoch] = v
+        for k, name in enumerate(LEDGER_NAMES):
+            out[name][res.epoch] = res.ledger[k]
     return out
 
 
@@ -290,67 +223,3 @@ def confusion(y: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
     m = np.zeros((k, k), np.int64)
     np.add.at(m, (y, pred), 1)
     return m
-
-
-def _write_epoch0(rec: Recorder, su: Setup, g, W, flt: bool) -> None:
-    (trl, tra), (tel, tea) = _eval_epoch(su, g, W, 0)
-    s = rec.s
-    for name, val in (("train_loss_eval", trl), ("train_acc_eval", tra), ("test_loss", tel), ("test_acc", tea),
-                      ("energy_J", 0.0)):
-        s.write(name, 0, val)
-    for name in ledger_mod.LEDGER_NAMES:
-        s.write(name, 0, 0)
-    snap = (W[None, :] if flt else g)[None]
-    _write_snaps(rec, su, snap, 0, flt)
-    ideal, insitu = _probe_epoch(su, g, W, 0)
-    s.write("probe_ideal", 0, ideal)
-    s.write("probe_insitu", 0, insitu)
-
-
-def _write_snaps(rec: Recorder, su: Setup, snaps: np.ndarray, first: int, flt: bool) -> None:
-    dev = su.net.dev
-    n = snaps.shape[0]
-    for l in range(su.net.n_layers):
-        r, c, o = int(dev.rows[l]), int(dev.cols[l]), int(dev.off[l])
-        block = snaps[:, :, o:o + r * c].reshape(n, snaps.shape[1], r, c)
-        rec.s.write(f"W_{l}" if flt else f"G_{l}", slice(first, first + n), block)
-
-
-def _write_counts(rec: Recorder, su: Setup, cnt_up, cnt_dn) -> None:
-    dev = su.net.dev
-    P = cnt_up.shape[0]
-    for l in range(su.net.n_layers):
-        r, c, o = int(dev.rows[l]), int(dev.cols[l]), int(dev.off[l])
-        rec.s.write(f"pulses_up_{l}", ..., cnt_up[:, o:o + r * c].reshape(P, r, c))
-        rec.s.write(f"pulses_down_{l}", ..., cnt_dn[:, o:o + r * c].reshape(P, r, c))
-
-
-def _save_checkpoint(path: Path, g, W, cnt_up, cnt_dn, epoch: int) -> None:
-    tmp = path.with_name(path.name + ".part.npz")
-    np.savez(tmp, g=g, W=W, cnt_up=cnt_up, cnt_dn=cnt_dn, epoch=np.int64(epoch))
-    os.replace(tmp, path)
-
-
-def train_command(p, *, algorithm: str, seed: int, arrays_path: Path, out: Path, resume: bool) -> None:
-    """``ecram train``: one run into ``out/run.zarr`` (atomic; resumable after interruption)."""
-    make_config(p, algorithm, seed)  # refuse a bad algorithm, loss or output path before reading anything
-    fsutil.check_output_path(out, want_dir=True)
-    from ..stages.instantiate import load_arrays
-
-    net = load_arrays(arrays_path, parallel_min=p.train.parallel_min)
-    su = setup(p, algorithm, seed, net)
-    old = signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        with fsutil.atomic_path(out, keep_tmp_on_error=True) as tmp:
-            if not resume:
-                fsutil.remove(tmp / CHECKPOINT)
-            train(p, su, tmp, resume, p.train.epochs)
-    except (_Terminated, KeyboardInterrupt):
-        progress.log(f"interrupted: checkpoint kept in {fsutil.tmp_sibling(out)}; continue with --resume")
-        raise SystemExit(143)
-    except TrainingDiverged as exc:
-        fsutil.remove(fsutil.tmp_sibling(out))
-        raise InputError("train", str(exc)) from None
-    finally:
-        signal.signal(signal.SIGTERM, old)
-    progress.log(f"{algorithm}-{seed}: wrote {out}")

@@ -1,4 +1,5 @@
-"""Runs → one labelled xarray dataset (dims algorithm, seed, epoch) and metrics (DESIGN §2.2).
+"""The evaluate stage (``ecram evaluate``): runs → one labelled xarray dataset (dims algorithm,
+seed, epoch) and metrics (DESIGN §2.2).
 
 ``eval.zarr`` holds every run's per-epoch metrics and ledger, the probes (in-situ vs ideal errors),
 the confusion matrices, and the conductance trajectories of the first seed of each hardware
@@ -15,12 +16,10 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from . import fsutil, progress, store
-from .config import ALGORITHMS
-from .errors import InputError
-
-PER_EPOCH = ("train_loss", "train_acc", "train_loss_eval", "train_acc_eval", "test_loss", "test_acc", "energy_J",
-             "reads", "device_reads", "pulses_up", "pulses_down", "forward_passes")
+from .. import fsutil, progress, store
+from ..errors import InputError
+from ..training.algorithms import NAMES as ALGORITHMS
+from ..training.metrics import NAMES as PER_EPOCH  # every per-epoch metric and ledger count of a run
 
 
 def find_runs(runs: Path, algorithms: list[str] | None, seeds: list[int] | None) -> dict[tuple[str, int], Path]:
@@ -130,7 +129,8 @@ def write_curves(ds: xr.Dataset, folder: Path) -> None:
         (folder / f"{alg}.csv").write_text("\n".join(lines) + "\n")
 
 
-def evaluate_command(p, *, runs: Path, out: Path) -> None:
+def run(p, *, runs: Path, out: Path) -> None:
+    """``ecram evaluate``: every run under ``runs`` into ``out`` (eval.zarr, metrics.json, curves/)."""
     found = find_runs(runs, list(p.train.algorithms), list(p.train.seeds))
     ds = collect(found)
     m = metrics(ds)

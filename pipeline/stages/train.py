@@ -1,0 +1,198 @@
+"""The train stage (``ecram train``): one algorithm × seed into ``OUT/run.zarr``, with a buffered
+recorder, checkpoints and signal handling.
+
+Loads the instantiated arrays, resolves the run (:func:`pipeline.training.run.setup`) and records
+every epoch that :func:`pipeline.training.run.run_epochs` yields: the epoch's regions of
+``run.zarr`` and a checkpoint.
+
+The run folder is built in a temporary sibling (``.<name>.tmp``) and renamed into place at the end;
+an interrupted run leaves the sibling with its last checkpoint, and ``--resume`` continues from it
+to exactly the store an uninterrupted run writes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+
+from .. import config, fsutil, progress, store
+from .instantiate import load_arrays
+from ..errors import InputError, TrainingDiverged
+from ..training import ledger as ledger_mod
+from ..training import run as training
+from ..training.metrics import EPOCH_METRICS, LEDGER_METRICS, LEDGER_NAMES
+
+CHECKPOINT = "checkpoint.npz"
+
+
+class Recorder:
+    """Creates ``run.zarr`` with every array at its final shape, then writes one epoch's regions
+    at a time from NumPy buffers."""
+
+    def __init__(self, s: store.Store):
+        self.s = s
+
+    @classmethod
+    def create(cls, path: Path, su: training.Setup, p, epochs: int, flt: bool) -> "Recorder":
+        net = su.net
+        dev = net.dev
+        P = net.g0.shape[0]
+        steps = training.snapshot_steps(len(su.data.y_train), epochs, p.record.every)
+        attrs = {"algorithm": su.algorithm, "seed": su.seed, "sizes": net.sizes, "float": flt,
+                 "samples_per_epoch": len(su.data.y_train), "test_samples": len(su.data.y_test),
+                 "arrays": net.attrs, "params": {k: config.to_dict(getattr(p, k)) for k in
+                                                 ("base", "network", "dataset", "train", "record")},
+                 "values_held": ledger_mod.values_held(su.algorithm, net.sizes),
+                 "reads_per_sample": ledger_mod.reads_per_sample(su.algorithm, net.n_layers)}
+        s = store.Store.create(path, attrs=attrs)
+        E = epochs + 1
+        s.array("epoch", ("epoch",), (E,), dtype="i8", data=np.arange(E), attrs={"units": "1"})
+        for m in EPOCH_METRICS:
+            s.array(m.name, ("epoch",), (E,), attrs={"units": m.units, "description": m.description})
+        for m in LEDGER_METRICS:
+            s.array(m.name, ("epoch",), (E,), dtype="i8", fill=-1, attrs={"units": m.units, "description": m.description})
+        per_epoch = max(1, len(steps) // max(epochs, 1))
+        s.array("snapshot", ("snapshot",), (len(steps),), dtype="i8", data=steps,
+                attrs={"units": "samples", "description": "global training sample count of each snapshot"})
+        for l in range(net.n_layers):
+            r, c = int(dev.rows[l]), int(dev.cols[l])
+            if flt:
+                s.array(f"W_{l}", ("snapshot", "pair_w", f"row_{l}", f"col_{l}"), (len(steps), 1, r, c),
+                        chunks=(per_epoch, 1, r, c), attrs={"units": "1", "description": f"weights of layer {l}"})
+            else:
+                s.array(f"G_{l}", ("snapshot", "pair", f"row_{l}", f"col_{l}"), (len(steps), P, r, c),
+                        chunks=(per_epoch, P, r, c), attrs={"units": "S", "description": f"conductances of layer {l}"})
+                for pol in ("up", "down"):
+                    s.array(f"pulses_{pol}_{l}", ("pair", f"row_{l}", f"col_{l}"), (P, r, c), dtype="i8", fill=0,
+                            attrs={"units": "pulses", "description": f"{'potentiation' if pol == 'up' else 'depression'} pulses per device"})
+        k = su.data.n_classes
+        s.array("confusion", ("true_class", "predicted_class"), (k, k), dtype="i8", fill=0,
+                attrs={"units": "samples", "description": "test-set confusion matrix after the last epoch (hardware inference)"})
+        n_units = int(dev.rows.sum())
+        n_probe = len(su.probe_idx)
+        unit_layer = np.repeat(np.arange(net.n_layers), dev.rows)
+        s.array("unit_layer", ("unit",), (n_units,), dtype="i8", data=unit_layer, attrs={"units": "1"})
+        s.array("probe_sample", ("probe",), (n_probe,), dtype="i8", data=su.probe_idx,
+                attrs={"units": "1", "description": "test-set index of each probe sample"})
+        for name, desc in (("probe_ideal", "exact backprop errors of the present weights (noise-free)"),
+                           ("probe_insitu", "errors the algorithm writes with, measured in situ")):
+            s.array(name, ("epoch", "probe", "unit"), (E, n_probe, n_units), chunks=(1, max(n_probe, 1), n_units),
+                    attrs={"units": "1", "description": desc})
+        return cls(s)
+
+    def write_epoch0(self, su: training.Setup, res: training.EpochResult, state: training.State, flt: bool) -> None:
+        s = self.s
+        for name, val in res.metrics.items():
+            s.write(name, 0, val)
+        s.write("energy_J", 0, 0.0)
+        for name in LEDGER_NAMES:
+            s.write(name, 0, 0)
+        snap = (state.W[None, :] if flt else state.g)[None]
+        self.write_snaps(su, snap, 0, flt)
+        s.write("probe_ideal", 0, res.probe_ideal)
+        s.write("probe_insitu", 0, res.probe_insitu)
+
+    def write_snaps(self, su: training.Setup, snaps: np.ndarray, first: int, flt: bool) -> None:
+        dev = su.net.dev
+        n = snaps.shape[0]
+        for l in range(su.net.n_layers):
+            r, c, o = int(dev.rows[l]), int(dev.cols[l]), int(dev.off[l])
+            block = snaps[:, :, o:o + r * c].reshape(n, snaps.shape[1], r, c)
+            self.s.write(f"W_{l}" if flt else f"G_{l}", slice(first, first + n), block)
+
+    def write_counts(self, su: training.Setup, cnt_up, cnt_dn) -> None:
+        dev = su.net.dev
+        P = cnt_up.shape[0]
+        for l in range(su.net.n_layers):
+            r, c, o = int(dev.rows[l]), int(dev.cols[l]), int(dev.off[l])
+            self.s.write(f"pulses_up_{l}", ..., cnt_up[:, o:o + r * c].reshape(P, r, c))
+            self.s.write(f"pulses_down_{l}", ..., cnt_dn[:, o:o + r * c].reshape(P, r, c))
+
+
+def _save_checkpoint(path: Path, state: training.State, epoch: int) -> None:
+    tmp = path.with_name(path.name + ".part.npz")
+    np.savez(tmp, g=state.g, W=state.W, cnt_up=state.cnt_up, cnt_dn=state.cnt_dn, epoch=np.int64(epoch))
+    os.replace(tmp, path)
+
+
+def _load_checkpoint(path: Path) -> tuple[training.State, int]:
+    z = np.load(path)
+    state = training.State(z["g"].copy(), z["W"].copy(), z["cnt_up"].copy(), z["cnt_dn"].copy())
+    return state, int(z["epoch"])
+
+
+def _train_into(p, su: training.Setup, tmp: Path, resume: bool, epochs: int) -> None:
+    """Train into folder ``tmp`` (run.zarr + checkpoint), resuming from its checkpoint if asked."""
+    flt = su.algorithm_entry.is_float
+    steps = training.snapshot_steps(len(su.data.y_train), epochs, p.record.every)
+    ckpt = tmp / CHECKPOINT
+    run_path = tmp / "run.zarr"
+    state = training.State.initial(su.net)
+    start = 0
+    if resume and ckpt.exists() and run_path.exists():
+        state, start = _load_checkpoint(ckpt)
+        rec = Recorder(store.Store.open(run_path))
+        progress.log(f"resuming {su.algorithm}-{su.seed} after epoch {start}")
+    else:
+        fsutil.remove(run_path)
+        rec = Recorder.create(run_path, su, p, epochs, flt)
+        rec.write_epoch0(su, training.initial_epoch(su, state, probes=True), state, flt)
+    with progress.bar(f"train {su.algorithm}-{su.seed}", total=epochs) as bar:
+        bar.advance(start)
+        for res in training.run_epochs(p, su, state, start + 1, epochs, every=p.record.every, probes=True):
+            epoch, s = res.epoch, rec.s
+            for name, val in res.metrics.items():
+                s.write(name, epoch, val)
+            for k, name in enumerate(LEDGER_NAMES):
+                s.write(name, epoch, res.ledger[k])
+            ns = len(res.snap_steps)
+            if ns:
+                first = int(np.searchsorted(steps, res.snap_steps[0]))
+                assert np.array_equal(steps[first:first + ns], res.snap_steps)
+                rec.write_snaps(su, res.snaps, first, flt)
+            s.write("probe_ideal", epoch, res.probe_ideal)
+            s.write("probe_insitu", epoch, res.probe_insitu)
+            s.write("confusion", ..., training.confusion(su.data.y_test, res.pred, su.data.n_classes))
+            if not flt:
+                rec.write_counts(su, state.cnt_up, state.cnt_dn)
+            _save_checkpoint(ckpt, state, epoch)
+            progress.log(f"{su.algorithm}-{su.seed} epoch {epoch}/{epochs}: loss {res.metrics['train_loss']:.4f} "
+                         f"train {res.metrics['train_acc_eval']:.3f} test {res.metrics['test_acc']:.3f}",
+                         verbose_only=True)
+            bar.advance()
+    rec.s.consolidate()
+    ckpt.unlink(missing_ok=True)
+
+
+class _Terminated(Exception):
+    pass
+
+
+def _on_sigterm(signum, frame):  # noqa: ARG001
+    raise _Terminated()
+
+
+def run(p, *, algorithm: str, seed: int, arrays_path: Path, out: Path, resume: bool) -> None:
+    """``ecram train``: one run into ``out/run.zarr`` (atomic; resumable after interruption)."""
+    training.make_config(p, algorithm, seed)  # refuse a bad algorithm, loss or output path before reading anything
+    fsutil.check_output_path(out, want_dir=True)
+    net = load_arrays(arrays_path, parallel_min=p.train.parallel_min)
+    su = training.setup(p, algorithm, seed, net)
+    old = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        with fsutil.atomic_path(out, keep_tmp_on_error=True) as tmp:
+            if not resume:
+                fsutil.remove(tmp / CHECKPOINT)
+            _train_into(p, su, tmp, resume, p.train.epochs)
+    except (_Terminated, KeyboardInterrupt):
+        progress.log(f"interrupted: checkpoint kept in {fsutil.tmp_sibling(out)}; continue with --resume")
+        raise SystemExit(143)
+    except TrainingDiverged as exc:
+        fsutil.remove(fsutil.tmp_sibling(out))
+        raise InputError("train", str(exc)) from None
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    progress.log(f"{algorithm}-{seed}: wrote {out}")
