@@ -20,3 +20,12 @@ STAGES = {
     "sweep": "sweep",
     "figures": "figures",
 }
+# dvc.yaml stage name -> the function of pipeline/cli.py that its command runs
+COMMANDS = {
+    "fit": "device_fit",
+    "instantiate": "array_init",
+    "train": "train",
+    "evaluate": "evaluate",
+    "sweep": "sweep",
+    "figures": "figures",
+}

@@ -1,7 +1,8 @@
 """Code dependencies of every ``dvc.yaml`` stage, derived from what the stage imports.
 
 A stage runs ``python -m pipeline <command>``: that executes ``pipeline/__init__.py``,
-``pipeline/__main__.py``, the module-level imports of ``pipeline/cli.py``, and then the stage's
+``pipeline/__main__.py``, the module-level imports of ``pipeline/cli.py`` and those of the
+command's function there (``COMMANDS``), and then the stage's
 module ``pipeline/stages/<module>.py`` with everything it imports, at any depth (imports inside
 functions included: they run when the stage runs). A stage's code dependencies are exactly those
 files; listing fewer lets ``dvc repro`` serve stale numbers after a code change, listing more
@@ -23,7 +24,7 @@ import ast
 import sys
 from pathlib import Path
 
-from . import STAGES
+from . import COMMANDS, STAGES
 
 PACKAGE = "pipeline"
 ROOT = Path(__file__).resolve().parents[2]  # the repository (parent of pipeline/)
@@ -65,15 +66,17 @@ def _walk(tree: ast.AST, top_level_only: bool, keep: tuple[str, ...] = ()):
         stack.extend(ast.iter_child_nodes(node))
 
 
-def imported_modules(module: str, root: Path = ROOT, top_level_only: bool = False) -> set[str]:
-    """Modules of the package that ``module`` imports (not transitively)."""
+def imported_modules(module: str, root: Path = ROOT, top_level_only: bool = False,
+                     keep: tuple[str, ...] = ()) -> set[str]:
+    """Modules of the package that ``module`` imports (not transitively); with ``top_level_only``
+    only module-level imports and those inside the functions named in ``keep``."""
     path = module_path(module, root)
     if path is None:
         return set()
     tree = ast.parse(path.read_text(), filename=str(path))
     package = module if _is_package(path) else module.rpartition(".")[0]
     found: set[str] = set()
-    for node in _walk(tree, top_level_only, CLI_ALWAYS if module == f"{PACKAGE}.cli" else ()):
+    for node in _walk(tree, top_level_only, keep):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
             continue
@@ -97,9 +100,11 @@ def _parents(module: str) -> list[str]:
     return [".".join(parts[:k]) for k in range(1, len(parts))]
 
 
-def closure(entries: list[str], root: Path = ROOT, shallow: tuple[str, ...] = ()) -> set[str]:
+def closure(entries: list[str], root: Path = ROOT, shallow: dict[str, tuple[str, ...]] | None = None) -> set[str]:
     """Every package module executed when ``entries`` are imported (with their parent packages).
-    Modules in ``shallow`` contribute only their module-level imports."""
+    A module in ``shallow`` contributes only its module-level imports and those of the functions
+    listed for it."""
+    shallow = shallow or {}
     seen: set[str] = set()
     todo = list(entries)
     while todo:
@@ -108,7 +113,7 @@ def closure(entries: list[str], root: Path = ROOT, shallow: tuple[str, ...] = ()
             continue
         seen.add(m)
         todo.extend(_parents(m))
-        todo.extend(imported_modules(m, root, top_level_only=m in shallow))
+        todo.extend(imported_modules(m, root, top_level_only=m in shallow, keep=shallow.get(m, ())))
     return seen
 
 
@@ -117,7 +122,8 @@ def stage_modules(stage: str, root: Path = ROOT) -> set[str]:
     entry = f"{PACKAGE}.stages.{STAGES[stage]}"
     if module_path(entry, root) is None:
         raise KeyError(f"stage {stage!r}: module {entry} not found")
-    return closure([f"{PACKAGE}.__main__", f"{PACKAGE}.cli", entry], root, shallow=(f"{PACKAGE}.cli",))
+    cli = f"{PACKAGE}.cli"
+    return closure([f"{PACKAGE}.__main__", cli, entry], root, shallow={cli: CLI_ALWAYS + (COMMANDS[stage],)})
 
 
 def _files(modules: set[str], root: Path) -> set[str]:

@@ -13,7 +13,7 @@ from pipeline.crossbar import kernels as K
 from pipeline.crossbar import reference as R
 from pipeline.devices import law
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 STEPS = 6
 SCRIPT = """
 import sys, numba

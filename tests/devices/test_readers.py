@@ -11,7 +11,7 @@ from pipeline.devices import readers
 from pipeline.stages import characterize as synth  # write_table (the stage) and synthesize (imported there)
 from _device_cases import make_spec
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

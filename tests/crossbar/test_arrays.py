@@ -11,7 +11,7 @@ from pipeline.crossbar import arrays, kernels as K
 from pipeline.stages.instantiate import load_arrays, save_arrays
 from pipeline.devices import law, spec as dspec
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 POP = {"g_min_S": {"mean": 3.0e-4, "std": 3.0e-5}, "g_max_S": {"mean": 1.0e-3, "std": 1.0e-4},
        "dg_up_S": {"mean": 1.4e-5, "std": 2.8e-6}, "dg_down_S": {"mean": 1.0e-5, "std": 2.0e-6}}
 CORR = {"names": ["g_min_S", "g_max_S", "dg_up_S", "dg_down_S"],

@@ -12,7 +12,7 @@ from pipeline import cli
 from pipeline.devices import fit, readers, spec as S, synth
 from _device_cases import READ, make_spec
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_read_noise_only_gives_no_c2c():
