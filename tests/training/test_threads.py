@@ -18,7 +18,7 @@ STEPS = 6
 SCRIPT = """
 import sys, numba
 sys.path.insert(0, {root!r})
-from tests.test_threads import digest, run
+from tests.training.test_threads import digest, run
 print(numba.get_num_threads(), digest(run(0, {steps})))
 """
 
