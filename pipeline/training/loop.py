@@ -31,21 +31,21 @@ from numba import njit
 from ..crossbar import kernels as K
 from ..rng import STREAM_READ, key4
 from . import algorithms, metrics
+from .neurons import (  # noqa: F401  (re-exported: the loop's activation, loss and derivative codes)
+    ACTIVATION_CODES, DERIV_EXACT, DERIV_HARDWARE, HARD_SIGMOID, IDENTITY, LOSS_CE, LOSS_MSE, RELU, SIGMOID, SOFTMAX,
+    TANH, _activate, _deriv, output_error)
 
-# algorithm codes (the registry's; a name missing there fails here, at import)
+# algorithm codes: the registry's; the loop knows an algorithm only by its update order and
+# whether it is float (tables by code below), so a new algorithm of a known order is one registry entry
 ALGORITHM_CODES = dict(algorithms.CODES)
-BACKPROP_FLOAT = ALGORITHM_CODES["backprop-float"]
-BACKPROP = ALGORITHM_CODES["backprop"]
-PROGRESSIVE = ALGORITHM_CODES["progressive"]
-PROGRESSIVE_HELD = ALGORITHM_CODES["progressive-held"]
-PROGRESSIVE_FLOAT = ALGORITHM_CODES["progressive-float"]
-PROGRESSIVE_HELD_FLOAT = ALGORITHM_CODES["progressive-held-float"]
-MANHATTAN = ALGORITHM_CODES["manhattan"]
-SIGMOID, TANH, RELU, HARD_SIGMOID, IDENTITY, SOFTMAX = range(6)
-ACTIVATION_CODES = {"sigmoid": SIGMOID, "tanh": TANH, "relu": RELU, "hard-sigmoid": HARD_SIGMOID,
-                    "identity": IDENTITY, "softmax": SOFTMAX}
-LOSS_MSE, LOSS_CE = 0, 1
-DERIV_EXACT, DERIV_HARDWARE = 0, 1
+# the update order of each algorithm code, as the loop branches on it (a registry order the loop
+# does not know fails here, at import)
+O_BACKPROP, O_PROGRESSIVE, O_PROGRESSIVE_HELD = 0, 1, 2
+_LOOP_ORDER = {algorithms.ORDER_BACKPROP: O_BACKPROP, algorithms.ORDER_MANHATTAN: O_BACKPROP,
+               algorithms.ORDER_PROGRESSIVE: O_PROGRESSIVE, algorithms.ORDER_PROGRESSIVE_HELD: O_PROGRESSIVE_HELD}
+_BY_CODE = sorted(algorithms.REGISTRY, key=lambda a: a.code)
+ORDER_OF = np.array([_LOOP_ORDER[a.order] for a in _BY_CODE], np.int64)  # by algorithm code
+FLOAT = np.array([a.is_float for a in _BY_CODE])  # by algorithm code: float64 weights, no devices
 
 # ledger slots (per epoch totals), in the order of metrics.LEDGER_METRICS
 L_READS = metrics.LEDGER_SLOT["reads"]
@@ -108,61 +108,7 @@ class Work(NamedTuple):
 @njit(cache=True)
 def is_float(algorithm):
     """Float64 weights, no devices (callable from Python and from jitted code)."""
-    return algorithm == BACKPROP_FLOAT or algorithm == PROGRESSIVE_FLOAT or algorithm == PROGRESSIVE_HELD_FLOAT
-
-
-# ----------------------------------------------------------------------------------- activations
-
-
-@njit(cache=True, inline="always")
-def _act(code, z):
-    if code == SIGMOID:
-        return 1.0 / (1.0 + np.exp(-z))
-    if code == TANH:
-        return np.tanh(z)
-    if code == RELU:
-        return z if z > 0.0 else 0.0
-    if code == HARD_SIGMOID:
-        return min(max(0.2 * z + 0.5, 0.0), 1.0)
-    return z  # IDENTITY (softmax handled per vector)
-
-
-@njit(cache=True, inline="always")
-def _deriv(code, z, a, mode):
-    """f'(z) given a = f(z); ``mode`` DERIV_HARDWARE gives a piecewise-constant approximation
-    (what a simple analog derivative circuit provides: the slope inside the linear region)."""
-    if mode == DERIV_HARDWARE:
-        if code == SIGMOID:
-            return 0.25 if abs(z) < 2.0 else 0.025
-        if code == TANH:
-            return 1.0 if abs(z) < 1.0 else 0.1
-    if code == SIGMOID:
-        return a * (1.0 - a)
-    if code == TANH:
-        return 1.0 - a * a
-    if code == RELU:
-        return 1.0 if z > 0.0 else 0.0
-    if code == HARD_SIGMOID:
-        return 0.2 if -2.5 < z < 2.5 else 0.0
-    return 1.0
-
-
-@njit(cache=True)
-def _activate(code, z, out):
-    n = z.shape[0]
-    if code == SOFTMAX:
-        m = z[0]
-        for i in range(1, n):
-            m = max(m, z[i])
-        s = 0.0
-        for i in range(n):
-            out[i] = np.exp(z[i] - m)
-            s += out[i]
-        for i in range(n):
-            out[i] /= s
-    else:
-        for i in range(n):
-            out[i] = _act(code, z[i])
+    return FLOAT[algorithm]
 
 
 # ------------------------------------------------------------------------------- float reads
@@ -253,42 +199,6 @@ def forward(s, st, wk, flt, x, step, nread, noisy):
 
 
 @njit(cache=True)
-def output_error(cfg, a, z, t, d, mode):
-    """δ of the output layer into ``d``; returns (loss, correct)."""
-    n = a.shape[0]
-    loss = 0.0
-    if cfg.loss == LOSS_MSE:
-        for i in range(n):
-            e = a[i] - t[i]
-            loss += 0.5 * e * e
-        if cfg.output == SOFTMAX:
-            s = 0.0
-            for k in range(n):
-                s += a[k] * (a[k] - t[k])
-            for i in range(n):
-                d[i] = a[i] * ((a[i] - t[i]) - s)
-        else:
-            for i in range(n):
-                d[i] = (a[i] - t[i]) * _deriv(cfg.output, z[i], a[i], mode)
-    else:
-        for i in range(n):
-            ai = min(max(a[i], 1e-12), 1.0 - 1e-12)
-            if cfg.output == SOFTMAX:
-                loss -= t[i] * np.log(ai)
-            else:
-                loss -= t[i] * np.log(ai) + (1.0 - t[i]) * np.log(1.0 - ai)
-            d[i] = a[i] - t[i]
-    best = 0
-    tbest = 0
-    for i in range(1, n):
-        if a[i] > a[best]:
-            best = i
-        if t[i] > t[tbest]:
-            tbest = i
-    return loss, 1 if best == tbest else 0
-
-
-@njit(cache=True)
 def hidden_error(s, st, wk, flt, l, step, nread, noisy, mode):
     """δ_l = (W_{l+1}ᵀ δ_{l+1})[:rows_l] ⊙ f'(z_l) by a transposed read of array l+1."""
     dev, ph, cfg = s.dev, s.ph, s.cfg
@@ -341,21 +251,22 @@ def train_sample(s, st, wk, x, t, step, rec, record):
     out_z = Z[zoff[L - 1]:zoff[L]]
     out_d = D[zoff[L - 1]:zoff[L]]
     loss, ok = output_error(cfg, out_a, out_z, t, out_d, mode)
-    if alg == BACKPROP or alg == BACKPROP_FLOAT or alg == MANHATTAN:
+    order = ORDER_OF[alg]
+    if order == O_BACKPROP:
         for l in range(L - 2, -1, -1):
             nread = hidden_error(s, st, wk, flt, l, step, nread, True, mode)
         if record:
             rec[:] = D[:zoff[L]]
         for l in range(L - 1, -1, -1):
             write_layer(s, st, wk, flt, l, step)
-    elif alg == PROGRESSIVE_HELD or alg == PROGRESSIVE_HELD_FLOAT:
+    elif order == O_PROGRESSIVE_HELD:
         for l in range(L - 1, -1, -1):
             if l < L - 1:
                 nread = hidden_error(s, st, wk, flt, l, step, nread, True, mode)
             if record:
                 rec[zoff[l]:zoff[l + 1]] = D[zoff[l]:zoff[l + 1]]
             write_layer(s, st, wk, flt, l, step)
-    else:  # PROGRESSIVE, PROGRESSIVE_FLOAT: a fresh forward pass before every layer's write
+    else:  # O_PROGRESSIVE: a fresh forward pass before every layer's write
         for l in range(L - 1, -1, -1):
             if l < L - 1:
                 nread = forward(s, st, wk, flt, x, step, nread, True)
