@@ -57,7 +57,8 @@ def bench_array(rows: int, cols: int, *, mapping: int = K.MAP_REFERENCE, paralle
     tabs = law.empty_tables()
     dev = K.Devices(g_min, g_max, spread(1.4e-5), spread(1e-5), np.zeros((P, N)), np.zeros((P, N)),
                     np.zeros((P, N), np.uint8), np.zeros((P, N), np.int64), *tabs,
-                    np.array([0, N], np.int64), np.array([rows], np.int64), np.array([cols], np.int64))
+                    np.array([0, N], np.int64), np.array([rows], np.int64), np.array([cols], np.int64),
+                    *K.tile(mapping, P, 6.5e-4))
     g = np.ascontiguousarray(g_min + rng.uniform(0.3, 0.7, (P, N)) * (g_max - g_min))
     g_scale = 7e-4
     ph = K.Physics(family=law.SOFT_BOUNDS, mapping=mapping, g_scale=g_scale, g_ref=6.5e-4, c2c=c2c,

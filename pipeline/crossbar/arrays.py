@@ -41,12 +41,16 @@ class Network:
 
     def weights0(self) -> np.ndarray:
         """Initial weights read back from the devices, flat (N,)."""
-        return initial_weights(self.g0, self.ph)
+        return initial_weights(self.g0, self.ph, self.dev)
 
 
-def initial_weights(g: np.ndarray, ph: K.Physics) -> np.ndarray:
+def initial_weights(g: np.ndarray, ph: K.Physics, dev: K.Devices | None = None) -> np.ndarray:
+    """Weights read back from conductances ``g`` (P, N), flat (N,) (a general tile needs ``dev``)."""
     if ph.mapping == K.MAP_DIFFERENTIAL:
         return np.ascontiguousarray((g[0] - g[1]) / ph.g_scale)
+    if ph.mapping == K.MAP_PLANES:
+        t = sum(dev.coef[p] * (g[p] - dev.ref[p]) for p in range(g.shape[0]))
+        return np.ascontiguousarray(t / ph.g_scale)
     return np.ascontiguousarray((g[0] - ph.g_ref) / ph.g_scale)
 
 
@@ -139,7 +143,7 @@ def build(p, spec: dspec.DeviceSpec, sizes: list[int]) -> Network:
         g0 = np.where(m & high, pars["g_max"], np.where(m, pars["g_min"], g0))
     c = np.ascontiguousarray
     dev = K.Devices(*(c(pars[nm], np.float64) for nm in PARAM_NAMES), c(stuck), c(table_idx),
-                    *(c(t) for t in tables), off, rows, cols)
+                    *(c(t) for t in tables), off, rows, cols, *K.tile(K.MAPPINGS[a.mapping], P, g_ref))
     ph = physics(p, family=family, mapping=a.mapping, g_scale=g_scale, g_ref=g_ref,
                  c2c=0.0 if use_table else spec.c2c_std, dw_pot=up / g_scale, dw_dep=dn / g_scale)
     g0 = c(g0, np.float64)
@@ -171,9 +175,9 @@ def program_weights(g: np.ndarray, dev: K.Devices, ph: K.Physics, target: np.nda
     prog = ph._replace(n_max=1 << 30, encoding=K.ENC_NEAREST)
     cu, cd = np.zeros(g.shape, np.int64), np.zeros(g.shape, np.int64)
     for k in range(PROGRAM_PASSES):
-        dw = np.ascontiguousarray(target - initial_weights(g, ph))
+        dw = np.ascontiguousarray(target - initial_weights(g, ph, dev))
         K.program(g, dev, prog, dw, seed, STREAM_PROGRAM_STEP + k, cu, cd)
-    err = target - initial_weights(g, ph)
+    err = target - initial_weights(g, ph, dev)
     return {"pulses_up": int(cu.sum()), "pulses_down": int(cd.sum()), "passes": PROGRAM_PASSES,
             "rms_weight_error": float(np.sqrt(np.mean(err ** 2)))}
 

@@ -47,8 +47,8 @@ from ..rng import STREAM_PULSE, STREAM_ROUND, key3, normal, subkey, uniform
 # by family code: does the step law use the per-device shape parameters (gamma_up / gamma_down)?
 SHAPED = np.array([bool(f.shape_params) for f in sorted(REGISTRY, key=lambda f: f.code)])
 _PHI2 = np.uint64(0xD1B54A32D192ED03)  # odd multiplier spreading the device index over the pulse key
-MAP_DIFFERENTIAL, MAP_REFERENCE = 0, 1
-MAPPINGS = {"differential": MAP_DIFFERENTIAL, "reference": MAP_REFERENCE}
+MAP_DIFFERENTIAL, MAP_REFERENCE, MAP_PLANES = 0, 1, 2
+MAPPINGS = {"differential": MAP_DIFFERENTIAL, "reference": MAP_REFERENCE}  # the params' choices
 ENC_NEAREST, ENC_STOCHASTIC, ENC_FLOOR, ENC_SIGN = 0, 1, 2, 3
 ENCODINGS = {"nearest": ENC_NEAREST, "stochastic": ENC_STOCHASTIC, "floor": ENC_FLOOR, "sign": ENC_SIGN}
 POL_POTENTIATE, POL_DEPRESS, POL_ALTERNATE = 0, 1, 2
@@ -75,6 +75,32 @@ class Devices(NamedTuple):
     off: np.ndarray  # (L + 1,) int64 layer offsets
     rows: np.ndarray  # (L,) int64
     cols: np.ndarray  # (L,) int64 (including the bias column)
+    # the tile: how the P device planes of a cross-point make its weight (see ``tile``)
+    coef: np.ndarray  # (P,) float64: read coefficient of each plane
+    ref: np.ndarray  # (P,) float64: conductance subtracted from each plane before weighting (S)
+    write: np.ndarray  # (2,) int64: the planes pulses go to (``+`` and ``−`` device of the written pair)
+
+
+def tile(mapping: int, planes: int, g_ref: float = 0.0, coef=None, ref=None, write=(0, 1)):
+    """``(coef, ref, write)`` of a tile: the weight of a cross-point is
+    ``w = Σ_p coef[p]·(G_p − ref[p]) / g_scale`` over its ``P`` device planes, and pulses go to the
+    pair of planes ``write`` (one plane twice: a single device written both ways).
+
+    ``differential``: planes (G⁺, G⁻), coef (1, −1), ref 0, write (0, 1); ``reference``: one
+    plane, coef 1, ref ``g_ref``, write (0, 0) (these two keep specialised read and write loops);
+    ``MAP_PLANES``: any ``coef``, ``ref`` and ``write`` (e.g. a significance-weighted pair of pairs
+    ``coef = (γ, −γ, 1, −1)`` whose pulses go to the first pair)."""
+    if mapping == MAP_DIFFERENTIAL:
+        coef, ref, write = (1.0, -1.0), (0.0, 0.0), (0, 1)
+    elif mapping == MAP_REFERENCE:
+        coef, ref, write = (1.0,), (g_ref,), (0, 0)
+    coef = np.ascontiguousarray(coef, np.float64)
+    ref = np.zeros(planes) if ref is None else np.ascontiguousarray(ref, np.float64)
+    write = np.ascontiguousarray(write, np.int64)
+    if coef.shape != (planes,) or ref.shape != (planes,) or write.shape != (2,) or not (
+            0 <= write.min() and write.max() < planes):
+        raise ValueError(f"tile of {planes} planes: coef {coef.shape}, ref {ref.shape}, write {write} do not fit")
+    return coef, ref, write
 
 
 class Physics(NamedTuple):
@@ -105,9 +131,20 @@ class Physics(NamedTuple):
 
 
 @njit(cache=True, inline="always")
+def _planes(g, dev, idx):
+    """Σ_p coef[p]·(G_p − ref[p]) of one cross-point (a general tile)."""
+    t = 0.0
+    for p in range(g.shape[0]):
+        t += dev.coef[p] * (g[p, idx] - dev.ref[p])
+    return t
+
+
+@njit(cache=True, inline="always")
 def weight(g, dev, ph, idx):
     if ph.mapping == MAP_DIFFERENTIAL:
         return (g[0, idx] - g[1, idx]) / ph.g_scale
+    if ph.mapping == MAP_PLANES:
+        return _planes(g, dev, idx) / ph.g_scale
     return (g[0, idx] - ph.g_ref) / ph.g_scale
 
 
@@ -139,23 +176,40 @@ def _read_out(y, ph, sigma_x, key_read, i, noisy):
 
 @njit(cache=True)
 def _norm(v, n, P):
-    """√P·‖v[:n]‖₂: the output-referred scale of the read noise."""
+    """√P·‖v[:n]‖₂: the output-referred scale of the read noise (``P``: the read power of the
+    tile's planes, :func:`_read_power`)."""
     ss = 0.0
     for k in range(n):
         ss += v[k] * v[k]
     return np.sqrt(P * ss)
 
 
+@njit(cache=True, inline="always")
+def _read_power(g, dev, ph):
+    """Σ_p coef[p]²: the planes' independent read errors add up with these weights (the number of
+    planes for the standard mappings, whose coefficients are ±1)."""
+    if ph.mapping != MAP_PLANES:
+        return g.shape[0]
+    s = 0.0
+    for p in range(g.shape[0]):
+        s += dev.coef[p] * dev.coef[p]
+    return s
+
+
 @njit(cache=True)
-def _forward_rows(g, ph, o, c, x, y, sigma_x, key_read, noisy, i0, i1):
+def _forward_rows(g, dev, ph, o, c, x, y, sigma_x, key_read, noisy, i0, i1):
     """Rows i0..i1-1 of a forward read (one row is always summed by one thread, in order)."""
     diff = ph.mapping == MAP_DIFFERENTIAL
+    planes = ph.mapping == MAP_PLANES
     for i in range(i0, i1):
         acc = 0.0
         base = o + i * c
         if diff:
             for j in range(c):
                 acc += (g[0, base + j] - g[1, base + j]) * x[j]
+        elif planes:
+            for j in range(c):
+                acc += _planes(g, dev, base + j) * x[j]
         else:
             for j in range(c):
                 acc += (g[0, base + j] - ph.g_ref) * x[j]
@@ -163,9 +217,10 @@ def _forward_rows(g, ph, o, c, x, y, sigma_x, key_read, noisy, i0, i1):
 
 
 @njit(cache=True)
-def _transposed_cols(g, ph, o, r, c, d, x, sigma_d, key_read, noisy, j0, j1):
+def _transposed_cols(g, dev, ph, o, r, c, d, x, sigma_d, key_read, noisy, j0, j1):
     """Columns j0..j1-1 of a transposed read (each column summed over rows in order)."""
     diff = ph.mapping == MAP_DIFFERENTIAL
+    planes = ph.mapping == MAP_PLANES
     for j in range(j0, j1):
         x[j] = 0.0
     for i in range(r):
@@ -174,6 +229,9 @@ def _transposed_cols(g, ph, o, r, c, d, x, sigma_d, key_read, noisy, j0, j1):
         if diff:
             for j in range(j0, j1):
                 x[j] += (g[0, base + j] - g[1, base + j]) * di
+        elif planes:
+            for j in range(j0, j1):
+                x[j] += _planes(g, dev, base + j) * di
         else:
             for j in range(j0, j1):
                 x[j] += (g[0, base + j] - ph.g_ref) * di
@@ -185,23 +243,23 @@ def _transposed_cols(g, ph, o, r, c, d, x, sigma_d, key_read, noisy, j0, j1):
 def read_forward(g, dev, ph, layer, x, y, key_read, noisy):
     """y[i] = Σ_j w_ij x[j] (+ noise, clip, ADC). ``x`` has ``cols`` entries (bias included)."""
     r, c = dev.rows[layer], dev.cols[layer]
-    _forward_rows(g, ph, dev.off[layer], c, x, y, _norm(x, c, g.shape[0]), key_read, noisy, 0, r)
+    _forward_rows(g, dev, ph, dev.off[layer], c, x, y, _norm(x, c, _read_power(g, dev, ph)), key_read, noisy, 0, r)
 
 
 @njit(cache=True)
 def read_transposed(g, dev, ph, layer, d, x, key_read, noisy):
     """x[j] = Σ_i w_ij d[i] (+ noise, clip, ADC) for every column j (bias column included)."""
     r, c = dev.rows[layer], dev.cols[layer]
-    _transposed_cols(g, ph, dev.off[layer], r, c, d, x, _norm(d, r, g.shape[0]), key_read, noisy, 0, c)
+    _transposed_cols(g, dev, ph, dev.off[layer], r, c, d, x, _norm(d, r, _read_power(g, dev, ph)), key_read, noisy, 0, c)
 
 
 @njit(cache=False, parallel=True)  # never cached: see module docstring
 def read_forward_parallel(g, dev, ph, layer, x, y, key_read, noisy):
     """:func:`read_forward` with blocks of 8 rows spread over threads (same result to the bit)."""
     r, c, o = dev.rows[layer], dev.cols[layer], dev.off[layer]
-    sigma_x = _norm(x, c, g.shape[0])
+    sigma_x = _norm(x, c, _read_power(g, dev, ph))
     for b in prange((r + 7) // 8):
-        _forward_rows(g, ph, o, c, x, y, sigma_x, key_read, noisy, b * 8, min(r, b * 8 + 8))
+        _forward_rows(g, dev, ph, o, c, x, y, sigma_x, key_read, noisy, b * 8, min(r, b * 8 + 8))
 
 
 @njit(cache=False, parallel=True)  # never cached: see module docstring
@@ -209,9 +267,9 @@ def read_transposed_parallel(g, dev, ph, layer, d, x, key_read, noisy):
     """:func:`read_transposed` with blocks of 64 columns spread over threads (same summation
     order per column, so the same result to the bit)."""
     r, c, o = dev.rows[layer], dev.cols[layer], dev.off[layer]
-    sigma_d = _norm(d, r, g.shape[0])
+    sigma_d = _norm(d, r, _read_power(g, dev, ph))
     for b in prange((c + 63) // 64):
-        _transposed_cols(g, ph, o, r, c, d, x, sigma_d, key_read, noisy, b * 64, min(c, b * 64 + 64))
+        _transposed_cols(g, dev, ph, o, r, c, d, x, sigma_d, key_read, noisy, b * 64, min(c, b * 64 + 64))
 
 
 # ---------------------------------------------------------------------------------------- updates
@@ -280,11 +338,12 @@ def _unpack(dev):
 
 
 @njit(cache=True, inline="always")
-def _route(dw, mapping, pot_route, inv_pot, inv_dep):
-    """(pair, polarity, q) of a requested weight change ``dw != 0``: which device, which pulse
-    polarity, and the change in nominal steps of that polarity (``|dw| · inv_pot`` or
-    ``|dw| · inv_dep``, the inverses ``1/dw_pot``, ``1/dw_dep`` computed once per call)."""
-    if mapping == MAP_DIFFERENTIAL:
+def _route(dw, pairwise, pot_route, inv_pot, inv_dep):
+    """(pair, polarity, q) of a requested weight change ``dw != 0``: which device of the written
+    pair (0: ``+``, 1: ``−``; always 0 for a single device), which pulse polarity, and the change
+    in nominal steps of that polarity (``|dw| · inv_pot`` or ``|dw| · inv_dep``, the inverses
+    ``1/dw_pot``, ``1/dw_dep`` computed once per call)."""
+    if pairwise:
         if pot_route:
             return (0 if dw > 0.0 else 1), 1, abs(dw) * inv_pot
         return (1 if dw > 0.0 else 0), -1, abs(dw) * inv_dep
@@ -332,6 +391,10 @@ def _rows(g, dev, ph, base, c, i0, i1, d, a, lr, kp, kr, pot_route, cnt_up, cnt_
     dn = 0
     N = g.shape[1]
     g_min, g_max, dg_up, dg_down, gamma_up, gamma_down, stuck, table = _unpack(dev)
+    planes = mapping == MAP_PLANES
+    w_plus = dev.write[0] if planes else 0
+    w_minus = dev.write[1] if planes else 1
+    pairwise = mapping == MAP_DIFFERENTIAL or (planes and w_plus != w_minus)
     c2c = ph.c2c
     shaped = SHAPED[family]
     inv_pot = 1.0 / ph.dw_pot
@@ -346,7 +409,9 @@ def _rows(g, dev, ph, base, c, i0, i1, d, a, lr, kp, kr, pot_route, cnt_up, cnt_
             if dw == 0.0:
                 continue
             idx = row + j
-            pair, polarity, q = _route(dw, mapping, pot_route, inv_pot, inv_dep)
+            pair, polarity, q = _route(dw, pairwise, pot_route, inv_pot, inv_dep)
+            if planes:
+                pair = w_plus if pair == 0 else w_minus
             flat = pair * N + idx
             n = pulse_count(q, ph, kr, flat, encoding)
             # unsigned indices: numba then skips the negative-index wraparound on every access

@@ -27,7 +27,15 @@ def weights(g, dev, ph, layer):
     sl = slice(o, o + r * c)
     if ph.mapping == K.MAP_DIFFERENTIAL:
         return ((g[0, sl] - g[1, sl]) / ph.g_scale).reshape(r, c)
+    if ph.mapping == K.MAP_PLANES:
+        t = sum(dev.coef[p] * (g[p, sl] - dev.ref[p]) for p in range(g.shape[0]))
+        return (t / ph.g_scale).reshape(r, c)
     return ((g[0, sl] - ph.g_ref) / ph.g_scale).reshape(r, c)
+
+
+def read_power(g, dev, ph):
+    """Σ coef² of the tile's planes (the plane count for the standard mappings)."""
+    return float(np.sum(dev.coef ** 2)) if ph.mapping == K.MAP_PLANES else g.shape[0]
 
 
 def _read_out(y, ph, scale, key_read, noisy):
@@ -45,13 +53,13 @@ def _read_out(y, ph, scale, key_read, noisy):
 
 def read_forward(g, dev, ph, layer, x, key_read, noisy):
     """y = W x with the read model."""
-    P = g.shape[0]
+    P = read_power(g, dev, ph)
     return _read_out(weights(g, dev, ph, layer) @ x, ph, math.sqrt(P * float(x @ x)), key_read, noisy)
 
 
 def read_transposed(g, dev, ph, layer, d, key_read, noisy):
     """x = Wᵀ d with the read model."""
-    P = g.shape[0]
+    P = read_power(g, dev, ph)
     return _read_out(weights(g, dev, ph, layer).T @ d, ph, math.sqrt(P * float(d @ d)), key_read, noisy)
 
 
@@ -106,14 +114,17 @@ def apply_pulses(gv, n, polarity, ph, dev, pair, idx, key):
     return gv
 
 
-def route(dw, ph, step):
-    """(pair, polarity, q) of a requested change dw (DESIGN §1.4)."""
+def route(dw, ph, step, dev=None):
+    """(plane, polarity, q) of a requested change dw (DESIGN §1.4); a general tile (MAP_PLANES)
+    writes its pair of planes ``dev.write``."""
     pot = ph.policy == K.POL_POTENTIATE or (ph.policy == K.POL_ALTERNATE and step % 2 == 0)
-    if ph.mapping == K.MAP_DIFFERENTIAL:
+    planes = ph.mapping == K.MAP_PLANES
+    plus, minus = (int(dev.write[0]), int(dev.write[1])) if planes else (0, 1)
+    if ph.mapping == K.MAP_DIFFERENTIAL or (planes and plus != minus):
         if pot:
-            return (0 if dw > 0 else 1), 1, abs(dw) * (1.0 / ph.dw_pot)
-        return (1 if dw > 0 else 0), -1, abs(dw) * (1.0 / ph.dw_dep)
-    return (0, 1, dw * (1.0 / ph.dw_pot)) if dw > 0 else (0, -1, -dw * (1.0 / ph.dw_dep))
+            return (plus if dw > 0 else minus), 1, abs(dw) * (1.0 / ph.dw_pot)
+        return (minus if dw > 0 else plus), -1, abs(dw) * (1.0 / ph.dw_dep)
+    return (plus, 1, dw * (1.0 / ph.dw_pot)) if dw > 0 else (plus, -1, -dw * (1.0 / ph.dw_dep))
 
 
 def program(g, dev, ph, dw, seed, step, cnt_up, cnt_dn):
@@ -122,7 +133,7 @@ def program(g, dev, ph, dw, seed, step, cnt_up, cnt_dn):
     N = g.shape[1]
     up = dn = 0
     for idx in np.flatnonzero(dw):
-        pair, pol, q = route(float(dw[idx]), ph, step)
+        pair, pol, q = route(float(dw[idx]), ph, step, dev)
         flat = pair * N + int(idx)
         n = pulse_count(q, ph, key4_np(seed, STREAM_ROUND, step, flat))
         if n == 0 or dev.stuck[pair, idx]:
@@ -199,7 +210,7 @@ def random_array(rng, sizes=(5, 4), *, family=law.SOFT_BOUNDS, mapping=K.MAP_DIF
         g_max = g_min + draw(7e-4)
     stuck = (rng.random((P, N)) < stuck_fraction).astype(np.uint8)
     dev = K.Devices(g_min, g_max, draw(1.4e-5), draw(1e-5), draw(0.8), draw(1.5), stuck, table,
-                    *(np.ascontiguousarray(t) for t in tabs), off, rows, cols)
+                    *(np.ascontiguousarray(t) for t in tabs), off, rows, cols, *K.tile(mapping, P, 6.5e-4))
     g = np.ascontiguousarray(g_min + rng.uniform(0.0, 1.0, (P, N)) * (g_max - g_min))
     fields = dict(family=int(family), mapping=int(mapping), g_scale=7e-4, g_ref=6.5e-4, c2c=0.3, read_noise=0.0,
                   w_max=1.0, adc_bits=0, adc_range=4.0, out_clip=0.0, drift=1.0, drift_rest=0.5,

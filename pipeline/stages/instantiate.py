@@ -30,9 +30,17 @@ def save_arrays(net: Network, path: Path, array_params: dict) -> None:
                                         "physics": net.ph._asdict()})
     dev = net.dev
     P = net.g0.shape[0]
-    pair = ["plus", "minus"] if P == 2 else ["device"]
-    s.array("pair", ("pair",), (P,), dtype="i8", data=np.arange(P),
-            attrs={"units": "1", "labels": pair, "description": "0: G+ (or the single device), 1: G-"})
+    if net.ph.mapping == K.MAP_PLANES:  # a general tile: its planes and how they make a weight
+        s.array("pair", ("pair",), (P,), dtype="i8", data=np.arange(P),
+                attrs={"units": "1", "labels": [f"plane{p}" for p in range(P)], "description": "device plane"})
+        s.array("plane_coef", ("pair",), (P,), data=dev.coef, attrs={"units": "1", "description": "read coefficient"})
+        s.array("plane_ref", ("pair",), (P,), data=dev.ref, attrs={"units": "S", "description": "reference conductance"})
+        s.array("plane_write", ("write",), (2,), dtype="i8", data=dev.write,
+                attrs={"units": "1", "description": "the planes pulses go to (+, -)"})
+    else:
+        pair = ["plus", "minus"] if P == 2 else ["device"]
+        s.array("pair", ("pair",), (P,), dtype="i8", data=np.arange(P),
+                attrs={"units": "1", "labels": pair, "description": "0: G+ (or the single device), 1: G-"})
     for l in range(net.n_layers):
         r, cc, o = int(dev.rows[l]), int(dev.cols[l]), int(dev.off[l])
         dims = ("pair", f"row_{l}", f"col_{l}")
@@ -70,11 +78,15 @@ def load_arrays(path: Path, parallel_min: int | None = None) -> Network:
     g0 = flat("G", np.float64)
     pars = [flat(nm, np.float64) for nm in PARAM_NAMES]
     tabs = [np.ascontiguousarray(s.read(nm)) for nm in ("tab_g", "tab_nb", "tab_p", "tab_np", "tab_up", "tab_down")]
-    dev = K.Devices(*pars, flat("stuck", np.uint8), flat("table", np.int64), *tabs, off, rows, cols)
     phd = dict(attrs["physics"])
     if parallel_min is not None:
         phd["parallel_min"] = int(parallel_min)
     ph = K.Physics(**phd)
+    if ph.mapping == K.MAP_PLANES:
+        tile = K.tile(ph.mapping, P, coef=s.read("plane_coef"), ref=s.read("plane_ref"), write=s.read("plane_write"))
+    else:
+        tile = K.tile(ph.mapping, P, ph.g_ref)
+    dev = K.Devices(*pars, flat("stuck", np.uint8), flat("table", np.int64), *tabs, off, rows, cols, *tile)
     keep = {k: v for k, v in attrs.items() if k not in ("physics", "array_params")}
     return Network(dev, ph, g0, list(sizes), keep)
 
