@@ -15,6 +15,7 @@ from typing import Optional
 import typer
 
 from .errors import InputError
+from .training.algorithms import NAMES as ALGORITHM_NAMES
 
 app = typer.Typer(
     name="ecram",
@@ -144,7 +145,7 @@ def array_init(
 
 @app.command()
 def train(
-    algorithm: str = typer.Option(..., "--algorithm", "-a", help="backprop-float | backprop | progressive | progressive-held | progressive-float | progressive-held-float | manhattan"),
+    algorithm: str = typer.Option(..., "--algorithm", "-a", help=" | ".join(ALGORITHM_NAMES)),
     seed: int = typer.Option(0, "--seed", min=0, help="training seed (shuffling, pulse noise)"),
     arrays_path: Path = typer.Option(Path("results/arrays/arrays.zarr"), "--arrays", help="instantiated arrays"),
     out: Optional[Path] = typer.Option(None, "--out", help="run folder (default results/train/<algorithm>-<seed>)"),
@@ -215,7 +216,7 @@ def figures(
     from . import config
     from .stages import figures as stage
 
-    p = config.load(params, sections=("figures", "train", "network", "dataset"), overrides=overrides)
+    p = config.load(params, sections=("figures",), overrides=overrides)
     stage.run(p, out=out, only=only, eval_dir=eval_dir, device_dir=device_dir, sweeps_dir=sweeps_dir)
 
 

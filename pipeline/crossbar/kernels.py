@@ -369,8 +369,9 @@ def _write_rows(g, dev, ph, base, c, i0, i1, d, a, lr, kp, kr, pot_route, cnt_up
         if ph.mapping == MAP_REFERENCE:
             return _rows(g, dev, ph, base, c, i0, i1, d, a, lr, kp, kr, pot_route, cnt_up, cnt_dn,
                          SOFT_BOUNDS, MAP_REFERENCE, ENC_NEAREST)
-        return _rows(g, dev, ph, base, c, i0, i1, d, a, lr, kp, kr, pot_route, cnt_up, cnt_dn,
-                     SOFT_BOUNDS, MAP_DIFFERENTIAL, ENC_NEAREST)
+        if ph.mapping == MAP_DIFFERENTIAL:
+            return _rows(g, dev, ph, base, c, i0, i1, d, a, lr, kp, kr, pot_route, cnt_up, cnt_dn,
+                         SOFT_BOUNDS, MAP_DIFFERENTIAL, ENC_NEAREST)
     return _rows(g, dev, ph, base, c, i0, i1, d, a, lr, kp, kr, pot_route, cnt_up, cnt_dn, ph.family, ph.mapping,
                  ph.encoding)
 

@@ -186,14 +186,15 @@ def random_tables(rng, T=3, B=6, M=5, g_lo=3e-4, g_hi=1e-3):
 
 
 def random_array(rng, sizes=(5, 4), *, family=law.SOFT_BOUNDS, mapping=K.MAP_DIFFERENTIAL, spread=0.1,
-                 stuck_fraction=0.0, parallel_min=1 << 40, **physics):
+                 stuck_fraction=0.0, parallel_min=1 << 40, tile=None, **physics):
     """Random (g, dev, ph) of a network with layer widths ``sizes`` (input first; bias columns
     added), per-device parameters with ``spread`` relative d2d variation. ``physics`` overrides
-    fields of :class:`~pipeline.crossbar.kernels.Physics`."""
+    fields of :class:`~pipeline.crossbar.kernels.Physics`; ``tile`` = (coef, ref, write) of a
+    general tile (``mapping=K.MAP_PLANES``)."""
     rows = np.asarray(sizes[1:], np.int64)
     cols = np.asarray([s + 1 for s in sizes[:-1]], np.int64)
     off = np.concatenate([[0], np.cumsum(rows * cols)]).astype(np.int64)
-    P = 2 if mapping == K.MAP_DIFFERENTIAL else 1
+    P = len(tile[0]) if mapping == K.MAP_PLANES else 2 if mapping == K.MAP_DIFFERENTIAL else 1
     N = int(off[-1])
 
     def draw(mean):
@@ -210,7 +211,9 @@ def random_array(rng, sizes=(5, 4), *, family=law.SOFT_BOUNDS, mapping=K.MAP_DIF
         g_max = g_min + draw(7e-4)
     stuck = (rng.random((P, N)) < stuck_fraction).astype(np.uint8)
     dev = K.Devices(g_min, g_max, draw(1.4e-5), draw(1e-5), draw(0.8), draw(1.5), stuck, table,
-                    *(np.ascontiguousarray(t) for t in tabs), off, rows, cols, *K.tile(mapping, P, 6.5e-4))
+                    *(np.ascontiguousarray(t) for t in tabs), off, rows, cols,
+                    *(K.tile(mapping, P, coef=tile[0], ref=tile[1], write=tile[2]) if mapping == K.MAP_PLANES
+                      else K.tile(mapping, P, 6.5e-4)))
     g = np.ascontiguousarray(g_min + rng.uniform(0.0, 1.0, (P, N)) * (g_max - g_min))
     fields = dict(family=int(family), mapping=int(mapping), g_scale=7e-4, g_ref=6.5e-4, c2c=0.3, read_noise=0.0,
                   w_max=1.0, adc_bits=0, adc_range=4.0, out_clip=0.0, drift=1.0, drift_rest=0.5,

@@ -52,7 +52,9 @@ def shape_up(family, x, gamma_up):
         return max(1.0 - gamma_up * x, 0.0)
     if family == SOFT_BOUNDS:
         return 1.0 - x
-    return (1.0 - x) ** gamma_up  # POWER
+    if family == POWER:
+        return (1.0 - x) ** gamma_up
+    return np.nan  # a family without a branch here: NaN steps stop training loudly
 
 
 @njit(cache=True, inline="always")
@@ -65,7 +67,9 @@ def shape_down(family, x, gamma_down):
         return max(1.0 - gamma_down * (1.0 - x), 0.0)
     if family == SOFT_BOUNDS:
         return x
-    return x ** gamma_down  # POWER
+    if family == POWER:
+        return x ** gamma_down
+    return np.nan  # a family without a branch here: NaN steps stop training loudly
 
 
 @njit(cache=True, inline="always")

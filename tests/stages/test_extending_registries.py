@@ -11,8 +11,6 @@ cached code, so a new entry needs a fresh process and cache):
 * the new algorithm is accepted by params validation and trains bit-identically to ``backprop``
   on the same arrays with the same seed (same update order, same devices, same draws);
 * a family entry without its law branch fails at import of ``pipeline.devices.law``, naming it.
-
-Edits beyond the README's list, needed by the package today, are marked ``BEYOND README``.
 """
 
 from __future__ import annotations
@@ -61,12 +59,11 @@ def _add_law_branches(repo: Path) -> None:
     _edit(law, f"_LAW_CODES = ({codes})",
           f'HALF_BOUNDS = CODES["{FAMILY}"]\n_LAW_CODES = ({codes}, HALF_BOUNDS)')
     # one branch in shape_up, one in shape_down
-    _edit(law, "    return (1.0 - x) ** gamma_up  # POWER",
-          "    if family == HALF_BOUNDS:\n        return 1.0 - x / 2.0\n    return (1.0 - x) ** gamma_up  # POWER")
-    _edit(law, "    return x ** gamma_down  # POWER",
-          "    if family == HALF_BOUNDS:\n        return 0.5 + x / 2.0\n    return x ** gamma_down  # POWER")
-    # BEYOND README: arrays.build takes the nominal step of every parametric family from the NumPy
-    # closed form law.mean_step_np, which raises for a family code it does not list.
+    _edit(law, "    if family == POWER:\n        return (1.0 - x) ** gamma_up\n",
+          "    if family == POWER:\n        return (1.0 - x) ** gamma_up\n    if family == HALF_BOUNDS:\n        return 1.0 - x / 2.0\n")
+    _edit(law, "    if family == POWER:\n        return x ** gamma_down\n",
+          "    if family == POWER:\n        return x ** gamma_down\n    if family == HALF_BOUNDS:\n        return 0.5 + x / 2.0\n")
+    # and its NumPy closed form (nominal steps of arrays.build, the fit), which raises for a code it does not list
     _edit(law, '    else:\n        raise ValueError(f"mean_step_np: family code {family} has no closed form")',
           "    elif family == HALF_BOUNDS:\n"
           "        s = 1.0 - x / 2.0 if polarity > 0 else 0.5 + x / 2.0\n"
