@@ -41,7 +41,7 @@ import numpy as np
 from numba import njit, prange, uint64
 
 from ..devices.families import REGISTRY
-from ..devices.law import SOFT_BOUNDS, TABLE, shape_down, shape_up, table_step
+from ..devices.law import SOFT_BOUNDS, TABLE, clip, parametric_step, table_step
 from ..rng import STREAM_PULSE, STREAM_ROUND, key3, normal, subkey, uniform
 
 # by family code: does the step law use the per-device shape parameters (gamma_up / gamma_down)?
@@ -302,33 +302,18 @@ def pulse_count(q, ph, key_round_prefix, flat, encoding):
 def _table_pulses(gv, n, polarity, gmin, gmax, key, t, dev):
     """``n`` pulses of a ``table`` device (the ``table`` branch of ``law.apply_pulses``)."""
     for k in range(n):
-        gv = gv + table_step(gv, polarity, t, dev.tab_g, dev.tab_nb, dev.tab_p, dev.tab_np, dev.tab_up,
-                             dev.tab_down, uniform(key, k))
-        if gv < gmin:
-            gv = gmin
-        elif gv > gmax:
-            gv = gmax
+        gv = clip(gv + table_step(gv, polarity, t, dev.tab_g, dev.tab_nb, dev.tab_p, dev.tab_np, dev.tab_up,
+                                  dev.tab_down, uniform(key, k)), gmin, gmax)
     return gv
 
 
 @njit(cache=True, inline="always")
 def _pulses(gv, n, polarity, family, gmin, gmax, dg, gamma, c2c, key):
-    """``n`` pulses of one polarity on a parametric device: :func:`pipeline.devices.law.apply_pulses`
-    with the parameters of the polarity already picked (same arithmetic, same result to the bit)."""
+    """``n`` pulses of one polarity on a parametric device through the one step law
+    (:func:`pipeline.devices.law.parametric_step`, as ``law.apply_pulses``), the parameters of the
+    polarity already picked."""
     for k in range(n):
-        x = (gv - gmin) / (gmax - gmin)
-        if polarity > 0:
-            m = dg * shape_up(family, x, gamma)
-        else:
-            m = -dg * shape_down(family, x, gamma)
-        if c2c > 0.0:
-            f = 1.0 + c2c * normal(key, k)
-            m = m * (f if f > 0.0 else 0.0)
-        gv = gv + m
-        if gv < gmin:
-            gv = gmin
-        elif gv > gmax:
-            gv = gmax
+        gv = clip(gv + parametric_step(gv, polarity, family, gmin, gmax, dg, gamma, c2c, key, k), gmin, gmax)
     return gv
 
 

@@ -82,6 +82,32 @@ def mean_step(family, polarity, g, g_min, g_max, dg_up, dg_down, gamma_up, gamma
 
 
 @njit(cache=True, inline="always")
+def parametric_step(g, polarity, family, g_min, g_max, dg, gamma, c2c, key, k):
+    """Signed ΔG of pulse ``k`` of ``polarity`` on a parametric device at conductance ``g``: the
+    one step law (DESIGN §1.3), ``±dg·s(x)·(1 + c2c·ξ)`` with ``dg``/``gamma`` of that polarity and
+    ξ drawn from ``(key, k)`` (a step never changes sign). The kernels and the synthesiser call it."""
+    x = (g - g_min) / (g_max - g_min)
+    if polarity > 0:
+        m = dg * shape_up(family, x, gamma)
+    else:
+        m = -dg * shape_down(family, x, gamma)
+    if c2c > 0.0:
+        f = 1.0 + c2c * normal(key, k)
+        m = m * (f if f > 0.0 else 0.0)
+    return m
+
+
+@njit(cache=True, inline="always")
+def clip(g, g_min, g_max):
+    """``g`` within the device's bounds."""
+    if g < g_min:
+        return g_min
+    if g > g_max:
+        return g_max
+    return g
+
+
+@njit(cache=True, inline="always")
 def table_step(g, polarity, t, tab_g, tab_nb, tab_p, tab_np, tab_up, tab_down, u):
     """ΔG of one pulse drawn from look-up table ``t`` at conductance g with uniform u."""
     nb = tab_nb[t]
@@ -133,21 +159,11 @@ def apply_pulses(g, n, polarity, family, g_min, g_max, dg_up, dg_down, gamma_up,
     for k in range(n):
         if family == TABLE:
             dg = table_step(g, polarity, t, tab_g, tab_nb, tab_p, tab_np, tab_up, tab_down, uniform(key, k))
+        elif polarity > 0:
+            dg = parametric_step(g, polarity, family, g_min, g_max, dg_up, gamma_up, c2c, key, k)
         else:
-            x = (g - g_min) / (g_max - g_min)
-            if polarity > 0:
-                m = dg_up * shape_up(family, x, gamma_up)
-            else:
-                m = -dg_down * shape_down(family, x, gamma_down)
-            if c2c > 0.0:
-                f = 1.0 + c2c * normal(key, k)
-                m = m * (f if f > 0.0 else 0.0)
-            dg = m
-        g = g + dg
-        if g < g_min:
-            g = g_min
-        elif g > g_max:
-            g = g_max
+            dg = parametric_step(g, polarity, family, g_min, g_max, dg_down, gamma_down, c2c, key, k)
+        g = clip(g + dg, g_min, g_max)
     return g
 
 
