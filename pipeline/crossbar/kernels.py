@@ -104,27 +104,37 @@ def tile(mapping: int, planes: int, g_ref: float = 0.0, coef=None, ref=None, wri
 
 
 class Physics(NamedTuple):
-    """Scalars of the array model (see module docstring)."""
+    """Scalars of the array model (see module docstring), in four groups: the devices' ``[law]``,
+    the ``[tile]``, the ``[read]`` periphery and the ``[write]`` periphery — plus
+    ``parallel_min``, the one ``[dispatch]`` setting that is not physics (from how many devices
+    the dispatchers ``update_layer`` / ``read_fwd`` / ``read_tr`` use the threaded kernels; the
+    training loop calls the serial kernels only).
 
-    family: int
-    mapping: int
-    g_scale: float
-    g_ref: float
-    c2c: float
-    read_noise: float
-    w_max: float
-    adc_bits: int  # 0: no ADC
-    adc_range: float
-    out_clip: float  # 0: no clipping
-    drift: float  # retention factor per sample (1.0: no drift)
-    drift_rest: float  # normalised rest state
-    encoding: int
-    n_max: int
-    threshold: float
-    policy: int
-    dw_pot: float  # nominal weight change of one potentiation pulse
-    dw_dep: float  # nominal weight change of one depression pulse
-    parallel_min: int
+    One flat tuple on purpose: the threaded (``prange``) kernels take it as an argument, and
+    numba's parallel gufunc lowering refuses a tuple nested in an argument ("scalar type
+    ReadPeriphery given for non scalar argument", numba 0.6x) — measured when the groups were
+    nested tuples. Per-device data and the tile's per-plane arrays are in :class:`Devices`."""
+
+    # (field order = the stored order of arrays.zarr's "physics" attrs; the group in brackets)
+    family: int  # [law] FAMILY code
+    mapping: int  # [tile] MAP_* (per-plane coefficients: Devices.coef / ref / write)
+    g_scale: float  # [tile] conductance per weight unit (S)
+    g_ref: float  # [tile] reference conductance of the ``reference`` mapping (S)
+    c2c: float  # [law] relative std of one pulse's step
+    read_noise: float  # [read] std of a device read, relative to one device's weight range
+    w_max: float  # [read] weight of a full conductance range
+    adc_bits: int  # [read] 0: no ADC
+    adc_range: float  # [read] ADC full scale ±adc_range
+    out_clip: float  # [read] 0: no clipping
+    drift: float  # [law] retention factor per sample (1.0: no drift)
+    drift_rest: float  # [law] normalised rest state
+    encoding: int  # [write] ENC_*
+    n_max: int  # [write] pulse cap per device per update
+    threshold: float  # [write] sign encoding: pulse when |ΔW| > threshold · nominal step
+    policy: int  # [write] POL_*
+    dw_pot: float  # [write] nominal weight change of one potentiation pulse
+    dw_dep: float  # [write] nominal weight change of one depression pulse
+    parallel_min: int  # [dispatch] threaded kernels from this many devices on
 
 
 # ------------------------------------------------------------------------------------------ reads
