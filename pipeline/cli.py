@@ -110,10 +110,10 @@ def device_fit(
     Example: python -m pipeline device fit --data data/enode/multi --family auto --out results/device
     """
     from . import config
-    from .stages import fit
+    from .stages import fit as stage
 
-    p = config.load(params, sections=("base", "characterization", "device"), overrides=overrides)
-    fit.run(p, data=data, family=family, out=out)
+    p = config.load(params, sections=stage.SECTIONS, overrides=overrides)
+    stage.run(p, data=data, family=family, out=out)
 
 
 # ---------------------------------------------------------------------------------------- array
@@ -165,7 +165,7 @@ def train(
     from . import config
     from .stages import train as stage
 
-    p = config.load(params, sections=("base", "network", "dataset", "train", "record"), overrides=overrides)
+    p = config.load(params, sections=stage.SECTIONS, overrides=overrides)
     out = out or Path("results/train") / f"{algorithm}-{seed}"
     stage.run(p, algorithm=algorithm, seed=seed, arrays_path=arrays_path, out=out, resume=resume)
 
@@ -190,7 +190,7 @@ def evaluate(
     from . import config
     from .stages import evaluate as stage
 
-    p = config.load(params, sections=("train", "evaluate"), overrides=overrides)
+    p = config.load(params, sections=stage.SECTIONS, overrides=overrides)
     stage.run(p, runs=runs, out=out)
 
 
@@ -216,7 +216,7 @@ def figures(
     from . import config
     from .stages import figures as stage
 
-    p = config.load(params, sections=("figures",), overrides=overrides)
+    p = config.load(params, sections=stage.SECTIONS, overrides=overrides)
     stage.run(p, out=out, only=only, eval_dir=eval_dir, device_dir=device_dir, sweeps_dir=sweeps_dir)
 
 
@@ -247,8 +247,7 @@ def sweep(
     from . import config
     from .stages import sweep as stage
 
-    p = config.load(params, sections=("base", "device", "array", "network", "dataset", "train", "evaluate", "sweeps"),
-                    overrides=overrides)
+    p = config.load(params, sections=stage.SECTIONS, overrides=overrides)
     stage.run(p, name=name, out=out, scheduler=scheduler, workers=workers, threads=threads,
               allow_incomplete=True if allow_incomplete else None, device=device, source=str(params))
 

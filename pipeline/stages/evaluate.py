@@ -10,6 +10,9 @@ algorithm, so the figures never open a run store or re-run anything.
 
 from __future__ import annotations
 
+# params sections this stage reads (dvc.yaml declares them: tested)
+SECTIONS = ("train", "evaluate")
+
 import json
 from pathlib import Path
 

@@ -5,6 +5,9 @@ does all the file reading; the figure modules draw and save."""
 
 from __future__ import annotations
 
+# params sections this stage reads (dvc.yaml declares them: tested)
+SECTIONS = ("figures",)
+
 from pathlib import Path
 
 from .. import figures, fsutil, progress, store

@@ -8,6 +8,9 @@ laws for fig2), ``metrics.json``.
 
 from __future__ import annotations
 
+# params sections this stage reads (dvc.yaml declares them: tested)
+SECTIONS = ("characterization", "device")
+
 import json
 from pathlib import Path
 

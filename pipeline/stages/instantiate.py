@@ -22,7 +22,8 @@ from ..devices import spec as dspec
 from ..devices.population import UNITS
 from ..errors import InputError
 
-SECTIONS = ("base", "array", "network", "dataset", "device")
+# params sections this stage reads (dvc.yaml declares them: tested); train: only train.parallel_min
+SECTIONS = ("base", "array", "network", "dataset", "device", "train")
 
 
 def save_arrays(net: Network, path: Path, array_params: dict) -> None:

@@ -5,6 +5,9 @@ language, the store layout and the Dask executor are :mod:`pipeline.sweep`."""
 
 from __future__ import annotations
 
+# params sections this stage reads (dvc.yaml declares them: tested)
+SECTIONS = ("base", "device", "array", "network", "dataset", "train", "evaluate", "sweeps")
+
 import time
 from pathlib import Path
 

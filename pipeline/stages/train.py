@@ -12,6 +12,9 @@ to exactly the store an uninterrupted run writes.
 
 from __future__ import annotations
 
+# params sections this stage reads (dvc.yaml declares them: tested)
+SECTIONS = ("base", "network", "dataset", "train", "record")
+
 import os
 import signal
 from pathlib import Path

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from .. import config, fsutil, store
+from ..training import metrics as _metrics
 
-METRICS = ("train_loss", "train_acc", "train_loss_eval", "train_acc_eval", "test_loss", "test_acc", "energy_J",
-           "reads", "device_reads", "pulses_up", "pulses_down", "forward_passes")
-UNITS = {"energy_J": "J", "reads": "reads", "device_reads": "reads", "pulses_up": "pulses", "pulses_down": "pulses",
-         "forward_passes": "passes"}
+# the per-epoch metrics of a run (one list: pipeline.training.metrics)
+METRICS = _metrics.NAMES
+UNITS = _metrics.UNITS
 NUMBER_SOURCES = ("training/", "crossbar/", "devices/", "datasets.py", "config.py", "sweep/")
 
 
@@ -65,7 +65,8 @@ def create_store(path: Path, sw: Sweep, attrs: dict) -> None:
     ones = (1,) * len(lead)
     for name in METRICS:
         s.array(name, tuple(lead_dims) + ("epoch",), tuple(lead) + (E,), chunks=ones + (E,),
-                attrs={"units": UNITS.get(name, "1"), "description": f"{name} per epoch (epoch 0: before training)"})
+                attrs={"units": UNITS[name], "description": _metrics.DESCRIPTIONS[name]
+                       + " (epoch 0: before training; NaN where there is no value then)"})
     s.array("done", tuple(lead_dims), tuple(lead), dtype="bool", fill=False, chunks=ones,
             attrs={"units": "1", "description": "the task of this region finished and wrote it"})
     s.array("diverged", tuple(lead_dims), tuple(lead), dtype="bool", fill=False, chunks=ones,

@@ -81,6 +81,19 @@ def test_dvc_deps_are_the_imports():
     assert not lines, "\n".join(lines) + "\nregenerate with: python -m pipeline.stages.deps --write"
 
 
+def test_dvc_params_are_the_sections_each_stage_reads():
+    """Each stage declares in dvc.yaml params (whole sections or keys of them) exactly the params
+    sections its command loads (``SECTIONS`` of its module)."""
+    import importlib
+
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for stage, module in STAGES.items():
+        body = stages[stage].get("do", stages[stage])
+        declared = {(p if isinstance(p, str) else next(iter(p))).split(".")[0] for p in body.get("params", [])}
+        reads = set(importlib.import_module(f"pipeline.stages.{module}").SECTIONS)
+        assert declared == reads, (stage, sorted(declared), sorted(reads))
+
+
 def test_deps_rewrite_is_idempotent():
     text = (ROOT / "dvc.yaml").read_text()
     assert deps.rewrite(text, deps.expected()) == text
