@@ -1,0 +1,171 @@
+"""Reads of a crossbar (see :mod:`pipeline.crossbar.kernels`): forward and transposed
+vector-matrix products through the devices, with read noise, clipping and ADC; the weights read
+back; the threaded variants and their dispatchers."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ..rng import normal
+from .layout import MAP_DIFFERENTIAL, MAP_PLANES
+
+# ------------------------------------------------------------------------------------------ reads
+
+
+@njit(cache=True, inline="always")
+def _planes(g, dev, idx):
+    """Σ_p coef[p]·(G_p − ref[p]) of one cross-point (a general tile)."""
+    t = 0.0
+    for p in range(g.shape[0]):
+        t += dev.coef[p] * (g[p, idx] - dev.ref[p])
+    return t
+
+
+@njit(cache=True, inline="always")
+def weight(g, dev, ph, idx):
+    if ph.mapping == MAP_DIFFERENTIAL:
+        return (g[0, idx] - g[1, idx]) / ph.g_scale
+    if ph.mapping == MAP_PLANES:
+        return _planes(g, dev, idx) / ph.g_scale
+    return (g[0, idx] - ph.g_ref) / ph.g_scale
+
+
+@njit(cache=True)
+def weights(g, dev, ph, layer):
+    """Effective weight matrix of ``layer`` read back from the devices (rows, cols)."""
+    r, c, o = dev.rows[layer], dev.cols[layer], dev.off[layer]
+    w = np.empty((r, c))
+    for i in range(r):
+        for j in range(c):
+            w[i, j] = weight(g, dev, ph, o + i * c + j)
+    return w
+
+
+@njit(cache=True, inline="always")
+def _read_out(y, ph, sigma_x, key_read, i, noisy):
+    """Read noise, clipping and ADC of one output line."""
+    if noisy and ph.read_noise > 0.0:
+        y += ph.read_noise * ph.w_max * sigma_x * normal(key_read, i)
+    if ph.out_clip > 0.0:
+        y = min(max(y, -ph.out_clip), ph.out_clip)
+    if ph.adc_bits > 0:
+        r = ph.adc_range
+        y = min(max(y, -r), r)
+        q = 2.0 * r / (2.0 ** ph.adc_bits - 1.0)
+        y = np.floor(y / q + 0.5) * q
+    return y
+
+
+@njit(cache=True)
+def _norm(v, n, P):
+    """√P·‖v[:n]‖₂: the output-referred scale of the read noise (``P``: the read power of the
+    tile's planes, :func:`_read_power`)."""
+    ss = 0.0
+    for k in range(n):
+        ss += v[k] * v[k]
+    return np.sqrt(P * ss)
+
+
+@njit(cache=True, inline="always")
+def _read_power(g, dev, ph):
+    """Σ_p coef[p]²: the planes' independent read errors add up with these weights (the number of
+    planes for the standard mappings, whose coefficients are ±1)."""
+    if ph.mapping != MAP_PLANES:
+        return g.shape[0]
+    s = 0.0
+    for p in range(g.shape[0]):
+        s += dev.coef[p] * dev.coef[p]
+    return s
+
+
+@njit(cache=True)
+def _forward_rows(g, dev, ph, o, c, x, y, sigma_x, key_read, noisy, i0, i1):
+    """Rows i0..i1-1 of a forward read (one row is always summed by one thread, in order)."""
+    diff = ph.mapping == MAP_DIFFERENTIAL
+    planes = ph.mapping == MAP_PLANES
+    for i in range(i0, i1):
+        acc = 0.0
+        base = o + i * c
+        if diff:
+            for j in range(c):
+                acc += (g[0, base + j] - g[1, base + j]) * x[j]
+        elif planes:
+            for j in range(c):
+                acc += _planes(g, dev, base + j) * x[j]
+        else:
+            for j in range(c):
+                acc += (g[0, base + j] - ph.g_ref) * x[j]
+        y[i] = _read_out(acc / ph.g_scale, ph, sigma_x, key_read, i, noisy)
+
+
+@njit(cache=True)
+def _transposed_cols(g, dev, ph, o, r, c, d, x, sigma_d, key_read, noisy, j0, j1):
+    """Columns j0..j1-1 of a transposed read (each column summed over rows in order)."""
+    diff = ph.mapping == MAP_DIFFERENTIAL
+    planes = ph.mapping == MAP_PLANES
+    for j in range(j0, j1):
+        x[j] = 0.0
+    for i in range(r):
+        base = o + i * c
+        di = d[i]
+        if diff:
+            for j in range(j0, j1):
+                x[j] += (g[0, base + j] - g[1, base + j]) * di
+        elif planes:
+            for j in range(j0, j1):
+                x[j] += _planes(g, dev, base + j) * di
+        else:
+            for j in range(j0, j1):
+                x[j] += (g[0, base + j] - ph.g_ref) * di
+    for j in range(j0, j1):
+        x[j] = _read_out(x[j] / ph.g_scale, ph, sigma_d, key_read, j, noisy)
+
+
+@njit(cache=True)
+def read_forward(g, dev, ph, layer, x, y, key_read, noisy):
+    """y[i] = Σ_j w_ij x[j] (+ noise, clip, ADC). ``x`` has ``cols`` entries (bias included)."""
+    r, c = dev.rows[layer], dev.cols[layer]
+    _forward_rows(g, dev, ph, dev.off[layer], c, x, y, _norm(x, c, _read_power(g, dev, ph)), key_read, noisy, 0, r)
+
+
+@njit(cache=True)
+def read_transposed(g, dev, ph, layer, d, x, key_read, noisy):
+    """x[j] = Σ_i w_ij d[i] (+ noise, clip, ADC) for every column j (bias column included)."""
+    r, c = dev.rows[layer], dev.cols[layer]
+    _transposed_cols(g, dev, ph, dev.off[layer], r, c, d, x, _norm(d, r, _read_power(g, dev, ph)), key_read, noisy, 0, c)
+
+
+@njit(cache=False, parallel=True)  # never cached: see module docstring
+def read_forward_parallel(g, dev, ph, layer, x, y, key_read, noisy):
+    """:func:`read_forward` with blocks of 8 rows spread over threads (same result to the bit)."""
+    r, c, o = dev.rows[layer], dev.cols[layer], dev.off[layer]
+    sigma_x = _norm(x, c, _read_power(g, dev, ph))
+    for b in prange((r + 7) // 8):
+        _forward_rows(g, dev, ph, o, c, x, y, sigma_x, key_read, noisy, b * 8, min(r, b * 8 + 8))
+
+
+@njit(cache=False, parallel=True)  # never cached: see module docstring
+def read_transposed_parallel(g, dev, ph, layer, d, x, key_read, noisy):
+    """:func:`read_transposed` with blocks of 64 columns spread over threads (same summation
+    order per column, so the same result to the bit)."""
+    r, c, o = dev.rows[layer], dev.cols[layer], dev.off[layer]
+    sigma_d = _norm(d, r, _read_power(g, dev, ph))
+    for b in prange((c + 63) // 64):
+        _transposed_cols(g, dev, ph, o, r, c, d, x, sigma_d, key_read, noisy, b * 64, min(c, b * 64 + 64))
+
+
+@njit(cache=False)
+def read_fwd(g, dev, ph, layer, x, y, key_read, noisy):
+    if dev.rows[layer] * dev.cols[layer] * g.shape[0] >= ph.parallel_min:
+        read_forward_parallel(g, dev, ph, layer, x, y, key_read, noisy)
+    else:
+        read_forward(g, dev, ph, layer, x, y, key_read, noisy)
+
+
+@njit(cache=False)
+def read_tr(g, dev, ph, layer, d, x, key_read, noisy):
+    if dev.rows[layer] * dev.cols[layer] * g.shape[0] >= ph.parallel_min:
+        read_transposed_parallel(g, dev, ph, layer, d, x, key_read, noisy)
+    else:
+        read_transposed(g, dev, ph, layer, d, x, key_read, noisy)

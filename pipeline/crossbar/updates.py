@@ -1,0 +1,228 @@
+"""Pulsed updates of a crossbar (see :mod:`pipeline.crossbar.kernels`): requested weight
+changes → pulse counts (encodings, cap) → routing to a device of the written pair → pulses one at a
+time through the device law; the threaded variant, the dispatcher, ``program``; retention drift."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange, uint64
+
+from ..devices.law import SOFT_BOUNDS, TABLE, clip, parametric_step, table_step
+from ..rng import STREAM_PULSE, STREAM_ROUND, key3, subkey, uniform
+from .layout import (ENC_FLOOR, ENC_NEAREST, ENC_STOCHASTIC, MAP_DIFFERENTIAL, MAP_PLANES, MAP_REFERENCE, POL_ALTERNATE,
+                     POL_POTENTIATE, SHAPED)
+
+_PHI2 = np.uint64(0xD1B54A32D192ED03)  # odd multiplier spreading the device index over the pulse key
+
+# ---------------------------------------------------------------------------------------- updates
+
+
+Q_HUGE = 4.0e18  # requests are clamped here before int() (the n_max cap applies anyway)
+
+
+@njit(cache=True, inline="always")
+def pulse_count(q, ph, key_round_prefix, flat, encoding):
+    """Pulses for a requested change of ``q`` nominal steps (q >= 0), by the encoding, capped.
+    Stochastic rounding draws ``uniform(subkey(key_round_prefix, flat), 0)``. A NaN request gives
+    no pulse; a huge one (up to inf) the cap."""
+    if not q > 0.0:
+        return 0
+    q = min(q, Q_HUGE)
+    if encoding == ENC_NEAREST:
+        n = int(np.floor(q + 0.5))
+    elif encoding == ENC_STOCHASTIC:
+        fl = np.floor(q)
+        n = int(fl) + (1 if uniform(subkey(key_round_prefix, flat), 0) < q - fl else 0)
+    elif encoding == ENC_FLOOR:
+        n = int(np.floor(q))
+    else:  # ENC_SIGN
+        n = 1 if q > ph.threshold else 0
+    return min(n, ph.n_max)
+
+
+@njit(cache=True)
+def _table_pulses(gv, n, polarity, gmin, gmax, key, t, dev):
+    """``n`` pulses of a ``table`` device (the ``table`` branch of ``law.apply_pulses``)."""
+    for k in range(n):
+        gv = clip(gv + table_step(gv, polarity, t, dev.tab_g, dev.tab_nb, dev.tab_p, dev.tab_np, dev.tab_up,
+                                  dev.tab_down, uniform(key, k)), gmin, gmax)
+    return gv
+
+
+@njit(cache=True, inline="always")
+def _pulses(gv, n, polarity, family, gmin, gmax, dg, gamma, c2c, key):
+    """``n`` pulses of one polarity on a parametric device through the one step law
+    (:func:`pipeline.devices.law.parametric_step`, as ``law.apply_pulses``), the parameters of the
+    polarity already picked."""
+    for k in range(n):
+        gv = clip(gv + parametric_step(gv, polarity, family, gmin, gmax, dg, gamma, c2c, key, k), gmin, gmax)
+    return gv
+
+
+@njit(cache=True, inline="always")
+def _unpack(dev):
+    return dev.g_min, dev.g_max, dev.dg_up, dev.dg_down, dev.gamma_up, dev.gamma_down, dev.stuck, dev.table
+
+
+@njit(cache=True, inline="always")
+def _route(dw, pairwise, pot_route, inv_pot, inv_dep):
+    """(pair, polarity, q) of a requested weight change ``dw != 0``: which device of the written
+    pair (0: ``+``, 1: ``−``; always 0 for a single device), which pulse polarity, and the change
+    in nominal steps of that polarity (``|dw| · inv_pot`` or ``|dw| · inv_dep``, the inverses
+    ``1/dw_pot``, ``1/dw_dep`` computed once per call)."""
+    if pairwise:
+        if pot_route:
+            return (0 if dw > 0.0 else 1), 1, abs(dw) * inv_pot
+        return (1 if dw > 0.0 else 0), -1, abs(dw) * inv_dep
+    if dw > 0.0:
+        return 0, 1, dw * inv_pot
+    return 0, -1, -dw * inv_dep
+
+
+@njit(cache=True, inline="always")
+def potentiate_route(ph, step):
+    """Differential mapping: is a positive change written by potentiating G⁺ at this step?"""
+    return ph.policy == POL_POTENTIATE or (ph.policy == POL_ALTERNATE and (step & 1) == 0)
+
+
+ROW_BLOCK = 8  # rows per task of the threaded update
+
+
+@njit(cache=True, error_model="numpy")
+def _write_rows(g, dev, ph, base, c, i0, i1, d, a, lr, kp, kr, pot_route, cnt_up, cnt_dn):
+    """:func:`_rows` with the device family, mapping and encoding as constants for the common
+    cases (soft-bounds, nearest rounding: the loop then carries no branch on them)."""
+    if ph.family == SOFT_BOUNDS and ph.encoding == ENC_NEAREST:
+        if ph.mapping == MAP_REFERENCE:
+            return _rows(g, dev, ph, base, c, i0, i1, d, a, lr, kp, kr, pot_route, cnt_up, cnt_dn,
+                         SOFT_BOUNDS, MAP_REFERENCE, ENC_NEAREST)
+        if ph.mapping == MAP_DIFFERENTIAL:
+            return _rows(g, dev, ph, base, c, i0, i1, d, a, lr, kp, kr, pot_route, cnt_up, cnt_dn,
+                         SOFT_BOUNDS, MAP_DIFFERENTIAL, ENC_NEAREST)
+    return _rows(g, dev, ph, base, c, i0, i1, d, a, lr, kp, kr, pot_route, cnt_up, cnt_dn, ph.family, ph.mapping,
+                 ph.encoding)
+
+
+@njit(cache=True, inline="always")
+def _rows(g, dev, ph, base, c, i0, i1, d, a, lr, kp, kr, pot_route, cnt_up, cnt_dn, family, mapping, encoding):
+    """Write rows ``i0 … i1-1`` of a ``c``-column block of cross-points starting at flat index
+    ``base``, with ΔW_ij = (-lr·d_i)·a_j, as pulses; returns (pulses up, pulses down). Device
+    (pair, idx), flat index ``f = pair·N + idx``, draws its rounding from ``(subkey(kr, f), 0)`` and
+    its pulse k from ``(kp ^ f·φ₂, k)``, i.e. the word ``mix(kp ^ f·φ₂ ^ k·φ)``: the SplitMix
+    pattern (a hash of a spread counter) with two counters, one hash per pulse.
+
+    Speed: this is the hot loop, written out in one function. Numba increments and decrements the
+    reference count of every array handed to a call (or to an ``inline="always"`` function) —
+    atomics on counters that threads share — so the loop calls only scalar helpers, the arrays are
+    unpacked once per block of rows, and ``dev`` is handed on only for ``table`` devices."""
+    up = 0
+    dn = 0
+    N = g.shape[1]
+    g_min, g_max, dg_up, dg_down, gamma_up, gamma_down, stuck, table = _unpack(dev)
+    planes = mapping == MAP_PLANES
+    w_plus = dev.write[0] if planes else 0
+    w_minus = dev.write[1] if planes else 1
+    pairwise = mapping == MAP_DIFFERENTIAL or (planes and w_plus != w_minus)
+    c2c = ph.c2c
+    shaped = SHAPED[family]
+    inv_pot = 1.0 / ph.dw_pot
+    inv_dep = 1.0 / ph.dw_dep
+    for i in range(i0, i1):
+        if d[i] == 0.0:
+            continue
+        s = -lr * d[i]
+        row = base + i * c
+        for j in range(c):
+            dw = s * a[j]
+            if dw == 0.0:
+                continue
+            idx = row + j
+            pair, polarity, q = _route(dw, pairwise, pot_route, inv_pot, inv_dep)
+            if planes:
+                pair = w_plus if pair == 0 else w_minus
+            flat = pair * N + idx
+            n = pulse_count(q, ph, kr, flat, encoding)
+            # unsigned indices: numba then skips the negative-index wraparound on every access
+            p = np.uint64(pair)
+            u = np.uint64(idx)
+            if n == 0 or stuck[p, u] != 0:
+                continue
+            key = kp ^ (uint64(flat) * _PHI2)
+            lo = g_min[p, u]
+            hi = g_max[p, u]
+            if family == TABLE:
+                g[p, u] = _table_pulses(g[p, u], n, polarity, lo, hi, key, table[p, u], dev)
+            elif polarity > 0:
+                gam = gamma_up[p, u] if shaped else 0.0
+                g[p, u] = _pulses(g[p, u], n, 1, family, lo, hi, dg_up[p, u], gam, c2c, key)
+            else:
+                gam = gamma_down[p, u] if shaped else 0.0
+                g[p, u] = _pulses(g[p, u], n, -1, family, lo, hi, dg_down[p, u], gam, c2c, key)
+            if polarity > 0:
+                cnt_up[p, u] += n
+                up += n
+            else:
+                cnt_dn[p, u] += n
+                dn += n
+    return up, dn
+
+
+@njit(cache=True)
+def update_layer_serial(g, dev, ph, layer, d, a, lr, seed, step, cnt_up, cnt_dn):
+    """Apply ΔW = -lr·d·aᵀ to ``layer`` as pulses; returns (pulses up, pulses down)."""
+    return _write_rows(g, dev, ph, dev.off[layer], dev.cols[layer], 0, dev.rows[layer], d, a, lr,
+                       key3(seed, STREAM_PULSE, step), key3(seed, STREAM_ROUND, step), potentiate_route(ph, step),
+                       cnt_up, cnt_dn)
+
+
+@njit(cache=False, parallel=True)  # never cached: see module docstring
+def update_layer_parallel(g, dev, ph, layer, d, a, lr, seed, step, cnt_up, cnt_dn):
+    """:func:`update_layer_serial` with blocks of rows spread over threads (bit-identical result:
+    every device is written by one task, with draws keyed on the device, never on the thread)."""
+    kp = key3(seed, STREAM_PULSE, step)
+    kr = key3(seed, STREAM_ROUND, step)
+    pot = potentiate_route(ph, step)
+    r = dev.rows[layer]
+    nblk = (r + ROW_BLOCK - 1) // ROW_BLOCK
+    ups = np.zeros(nblk, np.int64)
+    dns = np.zeros(nblk, np.int64)
+    for b in prange(nblk):
+        u, v = _write_rows(g, dev, ph, dev.off[layer], dev.cols[layer], b * ROW_BLOCK, min(r, (b + 1) * ROW_BLOCK),
+                           d, a, lr, kp, kr, pot, cnt_up, cnt_dn)
+        ups[b] = u
+        dns[b] = v
+    return ups.sum(), dns.sum()
+
+
+@njit(cache=False)
+def update_layer(g, dev, ph, layer, d, a, lr, seed, step, cnt_up, cnt_dn):
+    """Dispatch to the threaded update when the layer has at least ``parallel_min`` devices."""
+    if dev.rows[layer] * dev.cols[layer] * g.shape[0] >= ph.parallel_min:
+        return update_layer_parallel(g, dev, ph, layer, d, a, lr, seed, step, cnt_up, cnt_dn)
+    return update_layer_serial(g, dev, ph, layer, d, a, lr, seed, step, cnt_up, cnt_dn)
+
+
+@njit(cache=True)
+def program(g, dev, ph, dw, seed, step, cnt_up, cnt_dn):
+    """Write an arbitrary per-cross-point weight change ``dw`` (N,) as counted pulses, with the
+    encoding, routing and device law of :func:`update_layer` (used to program initial weights);
+    returns (pulses up, pulses down)."""
+    return _write_rows(g, dev, ph, 0, g.shape[1], 0, 1, _MINUS_ONE, dw, 1.0, key3(seed, STREAM_PULSE, step),
+                       key3(seed, STREAM_ROUND, step), potentiate_route(ph, step), cnt_up, cnt_dn)
+
+
+_MINUS_ONE = np.array([-1.0])  # program(): one "row" with (-lr·d) = 1, so ΔW_j = dw_j exactly
+
+
+@njit(cache=True)
+def drift(g, dev, ph):
+    """One sample period of retention: G ← G_rest + (G − G_rest)·drift for every free device."""
+    if ph.drift >= 1.0:
+        return
+    P, N = g.shape
+    for p in range(P):
+        for idx in range(N):
+            if dev.stuck[p, idx] != 0:
+                continue
+            rest = dev.g_min[p, idx] + ph.drift_rest * (dev.g_max[p, idx] - dev.g_min[p, idx])
+            g[p, idx] = rest + (g[p, idx] - rest) * ph.drift
