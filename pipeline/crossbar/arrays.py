@@ -14,7 +14,6 @@ never recomputed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -85,18 +84,6 @@ def nominal_steps(spec: dspec.DeviceSpec, tables) -> tuple[float, float]:
     return up, dn
 
 
-def load_tables(spec: dspec.DeviceSpec):
-    """Stacked look-up tables of a ``table`` device (``tab_g, tab_nb, tab_p, tab_np, tab_up,
-    tab_down`` as the kernels take them; padded bins repeat the last centre)."""
-    from ..devices import readers
-
-    src = Path(spec.table["source"])
-    luts = readers.read_characterization(src)
-    if not isinstance(luts, readers.LutSet):
-        raise InputError(f"device.yaml: table.source ({src})", "expected a look-up-table folder (dG_increasing / dG_decreasing files)")
-    return tuple(np.ascontiguousarray(getattr(luts, nm)) for nm in ("tab_g", "tab_nb", "tab_p", "tab_np", "tab_up", "tab_down"))
-
-
 def build(p, spec: dspec.DeviceSpec, sizes: list[int]) -> Network:
     """Draw a network's arrays from the device population and the ``array``/``base`` params."""
     a = p.array
@@ -107,7 +94,7 @@ def build(p, spec: dspec.DeviceSpec, sizes: list[int]) -> Network:
     rng_par, rng_stuck, rng_init = (np.random.default_rng(s) for s in ss.spawn(3))
     use_table = spec.model == "table" or (p.device.use == "table" and spec.table is not None)
     if use_table:
-        tables = load_tables(spec)
+        tables = population.load_tables(spec)
         T = len(tables[1])
         table_idx = rng_par.integers(0, T, size=(P, N)).astype(np.int64)
         nb = tables[1]

@@ -2,10 +2,14 @@
 
 The population of ``device.yaml`` gives each parameter's mean, device-to-device std and
 correlations; :func:`draw` returns ``n`` devices' parameters, drawn once at array instantiation
-with a NumPy generator (the draw is then stored data, never recomputed).
+with a NumPy generator (the draw is then stored data, never recomputed). A ``table`` population
+draws whole measured look-up tables instead (:func:`load_tables` reads them from the
+``table.source`` that ``device.yaml`` names).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
@@ -62,3 +66,15 @@ def draw(spec: DeviceSpec, n: int, rng: np.random.Generator, dist: str, d2d: boo
     for nm in ("gamma_up", "gamma_down"):
         res.setdefault(nm, np.zeros(n))
     return res
+
+
+def load_tables(spec: DeviceSpec):
+    """Stacked look-up tables of a ``table`` device (``tab_g, tab_nb, tab_p, tab_np, tab_up,
+    tab_down`` as the kernels take them; padded bins repeat the last centre)."""
+    from . import readers
+
+    src = Path(spec.table["source"])
+    luts = readers.read_characterization(src)
+    if not isinstance(luts, readers.LutSet):
+        raise InputError(f"device.yaml: table.source ({src})", "expected a look-up-table folder (dG_increasing / dG_decreasing files)")
+    return tuple(np.ascontiguousarray(getattr(luts, nm)) for nm in ("tab_g", "tab_nb", "tab_p", "tab_np", "tab_up", "tab_down"))
