@@ -7,7 +7,7 @@ parameter, correlations kept where the fit gives them); stuck devices; initial c
 law). The draw is stored data (``arrays.zarr``, written by :mod:`pipeline.stages.instantiate`),
 never recomputed.
 
-``Network`` bundles what the kernels need: :class:`~pipeline.crossbar.kernels.Devices`,
+``Crossbars`` bundles what the kernels need: :class:`~pipeline.crossbar.kernels.Devices`,
 :class:`~pipeline.crossbar.kernels.Physics` and the initial conductances.
 """
 
@@ -25,7 +25,7 @@ PARAM_NAMES = population.PARAM_NAMES
 
 
 @dataclass
-class Network:
+class Crossbars:
     """Everything the kernels need about the hardware of one network."""
 
     dev: K.Devices
@@ -84,7 +84,7 @@ def nominal_steps(spec: dspec.DeviceSpec, tables) -> tuple[float, float]:
     return up, dn
 
 
-def build(p, spec: dspec.DeviceSpec, sizes: list[int]) -> Network:
+def build(p, spec: dspec.DeviceSpec, sizes: list[int]) -> Crossbars:
     """Draw a network's arrays from the device population and the ``array``/``base`` params."""
     a = p.array
     off, rows, cols = geometry(sizes)
@@ -139,7 +139,7 @@ def build(p, spec: dspec.DeviceSpec, sizes: list[int]) -> Network:
              "c2c_std": ph.c2c, "sizes": list(map(int, sizes)), "seed": int(p.base.seed), "init": a.init}
     if a.init == "programmed":
         attrs["init_pulses"] = program_weights(g0, dev, ph, target_weights(sizes, a, rng_init), seed=p.base.seed)
-    return Network(dev, ph, g0, list(sizes), attrs)
+    return Crossbars(dev, ph, g0, list(sizes), attrs)
 
 
 PROGRAM_PASSES = 3

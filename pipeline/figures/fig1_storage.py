@@ -17,7 +17,7 @@ from .common import caption, color, describe_params, plt, save
 NAME = "fig1_storage"
 CLAIM = ("progressive gradient descent removes the storage of partial derivatives that conventional hardware "
          "backprop needs, at the cost of extra forward passes (reads).")
-FAMILIES = ("backprop", "progressive", "progressive-held")
+ORDERS = ("backprop", "progressive", "progressive-held")
 INPUTS = ("eval",)
 
 
@@ -31,20 +31,20 @@ def make(out: Path, data: dict, fp) -> list[Path]:
     fig, axes = plt.subplots(1, 4, figsize=(17, 4.6))
     fig.subplots_adjust(bottom=0.28, top=0.85, wspace=0.32)
     ax = axes[0]
-    for fam in FAMILIES:
+    for fam in ORDERS:
         held = [ledger.values_held(fam, [n_in] + [width] * (d - 1) + [n_out]) for d in depths]
         ax.plot(depths, held, "o-", color=color(fam), label=fam, ms=3)
     ax.set(xlabel="layers (depth)", ylabel="analog values held between phases",
            title=f"(a) storage vs depth (width {width})", yscale="log")
     ax.legend(fontsize=7)
     ax = axes[1]
-    for fam in FAMILIES:
+    for fam in ORDERS:
         held = [ledger.values_held(fam, [n_in, int(w), int(w), n_out]) for w in widths]
         ax.plot(widths, held, "o-", color=color(fam), label=fam, ms=3)
     ax.set(xlabel="hidden width (two hidden layers)", ylabel="analog values held", title="(b) storage vs width",
            xscale="log", yscale="log")
     ax = axes[2]
-    for fam in FAMILIES:
+    for fam in ORDERS:
         ax.plot(depths, [ledger.reads_per_sample(fam, int(d)) for d in depths], "o-", color=color(fam), label=fam, ms=3)
     n = float(ds.attrs.get("samples_per_epoch", 1))
     L = len(sizes) - 1

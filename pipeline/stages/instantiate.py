@@ -17,7 +17,7 @@ import numpy as np
 from .. import datasets, fsutil, progress, store
 from ..config import to_dict
 from ..crossbar import kernels as K
-from ..crossbar.arrays import PARAM_NAMES, Network, build, geometry, network_sizes
+from ..crossbar.arrays import PARAM_NAMES, Crossbars, build, geometry, network_sizes
 from ..devices import spec as dspec
 from ..devices.population import UNITS
 from ..errors import InputError
@@ -26,7 +26,7 @@ from ..errors import InputError
 SECTIONS = ("base", "array", "network", "dataset", "device", "train")
 
 
-def save_arrays(net: Network, path: Path, array_params: dict) -> None:
+def save_arrays(net: Crossbars, path: Path, array_params: dict) -> None:
     s = store.Store.create(path, attrs={**net.attrs, "array_params": array_params,
                                         "physics": net.ph._asdict()})
     dev = net.dev
@@ -59,7 +59,7 @@ def save_arrays(net: Network, path: Path, array_params: dict) -> None:
     s.consolidate()
 
 
-def load_arrays(path: Path, parallel_min: int | None = None) -> Network:
+def load_arrays(path: Path, parallel_min: int | None = None) -> Crossbars:
     path = Path(path)
     if not path.exists():
         raise InputError(str(path), "arrays store not found (run: python -m pipeline array init)")
@@ -89,7 +89,7 @@ def load_arrays(path: Path, parallel_min: int | None = None) -> Network:
         tile = K.tile(ph.mapping, P, ph.g_ref)
     dev = K.Devices(*pars, flat("stuck", np.uint8), flat("table", np.int64), *tabs, off, rows, cols, *tile)
     keep = {k: v for k, v in attrs.items() if k not in ("physics", "array_params")}
-    return Network(dev, ph, g0, list(sizes), keep)
+    return Crossbars(dev, ph, g0, list(sizes), keep)
 
 
 def run(p, *, device: Path, out: Path) -> None:

@@ -34,19 +34,19 @@ def run(p, *, name: str, out: Path | None = None, scheduler: str | None = None, 
     out = Path(out) if out is not None else Path("results/sweeps") / f"{name}.zarr"
     fsutil.check_output_path(out, want_dir=True)
     base_spec = sw.base_spec
-    fp = sweep_store.fingerprint(sw, p, base_spec)
+    stamp = sweep_store.fingerprint(sw, p, base_spec)
     tmp = fsutil.tmp_sibling(out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
-    if out.exists() and sweep_store.fingerprint_beside(out) == fp:
+    if out.exists() and sweep_store.fingerprint_beside(out) == stamp:
         left = sweep_store.missing(out)
         if not left:
             progress.log(f"sweep {name}: {out} is complete and up to date")
             return out
-        if not sweep_store.fingerprint_of(tmp) == fp:
-            sweep_store.start_from(out, tmp, fp)
-    if sweep_store.fingerprint_of(tmp) != fp:
+        if not sweep_store.fingerprint_of(tmp) == stamp:
+            sweep_store.start_from(out, tmp, stamp)
+    if sweep_store.fingerprint_of(tmp) != stamp:
         fsutil.remove(tmp)
-        attrs = {"sweep": sw.to_dict(), "fingerprint": fp, "device": base_spec.to_dict(),
+        attrs = {"sweep": sw.to_dict(), "fingerprint": stamp, "device": base_spec.to_dict(),
                  "params": {k: config.to_dict(getattr(p, k)) for k in ("base", "array", "network", "dataset", "train")},
                  "metrics": list(sweep_store.METRICS), "complete": False, "allow_incomplete": False, "missing": []}
         sweep_store.create_store(tmp, sw, attrs)
@@ -54,7 +54,6 @@ def run(p, *, name: str, out: Path | None = None, scheduler: str | None = None, 
     todo = [t for t in sw.tasks if not done[t.index]]
     progress.log(f"sweep {name} ({sw.profile} profile): {len(sw.tasks)} tasks, {len(todo)} to run"
                  + (f", {len(sw.tasks) - len(todo)} already done" if len(todo) < len(sw.tasks) else ""))
-    failed: list = []
     t0 = time.perf_counter()
     if todo:
         own = client is None
@@ -64,7 +63,7 @@ def run(p, *, name: str, out: Path | None = None, scheduler: str | None = None, 
                 executor.warm_up(sw)
             client, cluster = executor.open_client(scheduler, workers, threads, len(todo))
         try:
-            failed = executor.execute(client, tmp, todo, name, threads)
+            executor.execute(client, tmp, todo, name, threads)  # logs each failed task; missing() below lists them
         except KeyboardInterrupt:
             progress.log(f"sweep {name}: interrupted; finished regions kept in {tmp}; rerun to complete the rest")
             raise

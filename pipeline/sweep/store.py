@@ -114,20 +114,20 @@ def fingerprint_beside(out: Path) -> str | None:
         return None
 
 
-def start_from(out: Path, tmp: Path, fp: str) -> None:
-    """Continue an incomplete final store: copy it to ``tmp`` and mark the copy with ``fp``."""
+def start_from(out: Path, tmp: Path, stamp: str) -> None:
+    """Continue an incomplete final store: copy it to ``tmp`` and mark the copy with ``stamp``."""
     import shutil
 
     fsutil.remove(tmp)
     shutil.copytree(out, tmp)
-    store.Store.open(tmp, mode="r+").set_attrs(fingerprint=fp)
+    store.Store.open(tmp, mode="r+").set_attrs(fingerprint=stamp)
 
 
 def finish(tmp: Path, out: Path, *, left: list[str]) -> None:
     """Mark the store complete (or incomplete with ``left`` missing), drop its fingerprint,
     consolidate its metadata and rename it into place; record the fingerprint beside it."""
     s = store.Store.open(tmp, mode="r+")
-    fp = s.group.attrs.get("fingerprint")
+    stamp = s.group.attrs.get("fingerprint")
     s.set_attrs(complete=not left, allow_incomplete=bool(left), missing=left)
     if "fingerprint" in s.group.attrs:
         del s.group.attrs["fingerprint"]
@@ -135,9 +135,9 @@ def finish(tmp: Path, out: Path, *, left: list[str]) -> None:
     side = sidecar(out)
     fsutil.remove(side)
     _replace(tmp, out)
-    if fp:
+    if stamp:
         t = side.with_name(f"{side.name}.tmp")
-        t.write_text(json.dumps({"fingerprint": fp}) + "\n")
+        t.write_text(json.dumps({"fingerprint": stamp}) + "\n")
         os.replace(t, side)
 
 

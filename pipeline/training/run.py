@@ -29,7 +29,7 @@ from .metrics import LEDGER_NAMES, NAMES
 class Setup:
     """Everything one training run needs, resolved from params and the arrays."""
 
-    net: arr.Network
+    net: arr.Crossbars
     data: datasets.Split
     cfg: loop.Config
     lrs: np.ndarray
@@ -55,7 +55,7 @@ class State:
     cnt_dn: np.ndarray
 
     @classmethod
-    def initial(cls, net: arr.Network) -> "State":
+    def initial(cls, net: arr.Crossbars) -> "State":
         g = net.g0.copy()
         return cls(g, net.weights0().copy(), np.zeros(g.shape, np.int64), np.zeros(g.shape, np.int64))
 
@@ -93,7 +93,7 @@ def make_config(p, algorithm: str, seed: int) -> loop.Config:
                        derivative=0 if n.derivative == "exact" else 1, seed=int(seed))
 
 
-def setup(p, algorithm: str, seed: int, net: arr.Network) -> Setup:
+def setup(p, algorithm: str, seed: int, net: arr.Crossbars) -> Setup:
     data = datasets.load(p.dataset)
     sizes = arr.network_sizes(data.n_features, p.network.hidden, data.n_classes)
     if list(sizes) != list(net.sizes):

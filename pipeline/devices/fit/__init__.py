@@ -35,10 +35,10 @@ likelihood), :mod:`.select` (goodness, population, family choice, :func:`fit_dat
 """
 
 from .select import FitResult, fit_data, fit_family, population, r2_steps, r2_trace, trace_model
-from .steps import (FIT_FAMILIES, GAMMA_BOUNDS, N_FREE, PARAMS, DeviceData, FamilyFit, c2c_of, device_data, law,
+from .steps import (FIT_FAMILIES, GAMMA_BOUNDS, N_FREE, PARAMS, DeviceData, FamilyFit, c2c_of, device_data, step_law,
                     predict, read_noise_of)
 from .trace import SS_FREE, ss_uncertainty
 
 __all__ = ["FIT_FAMILIES", "GAMMA_BOUNDS", "N_FREE", "PARAMS", "SS_FREE", "DeviceData", "FamilyFit", "FitResult",
-           "c2c_of", "device_data", "fit_data", "fit_family", "law", "population", "predict", "r2_steps", "r2_trace",
+           "c2c_of", "device_data", "fit_data", "fit_family", "step_law", "population", "predict", "r2_steps", "r2_trace",
            "read_noise_of", "ss_uncertainty", "trace_model"]

@@ -67,7 +67,7 @@ def device_data(obj: Traces | LutSet) -> list[DeviceData]:
 # ------------------------------------------------------------------------------ the model
 
 
-def law(family: str, theta, g, pol):
+def step_law(family: str, theta, g, pol):
     """Unclipped mean step μ(G) of the family's law for polarities ``pol``."""
     gmin, gmax, dgu, dgd, gu, gd = theta
     code = FAMILY_CODES[family]
@@ -78,7 +78,7 @@ def law(family: str, theta, g, pol):
 
 def predict(family: str, theta, g, pol):
     """Mean step including the clip at the bounds: clip(G + μ(G), G_min, G_max) - G."""
-    return np.clip(g + law(family, theta, g, pol), theta[0], theta[1]) - g
+    return np.clip(g + step_law(family, theta, g, pol), theta[0], theta[1]) - g
 
 
 @dataclass
@@ -216,7 +216,7 @@ def _noise(ff: FamilyFit, family: str, dd: DeviceData) -> None:
         return
     gp, dg, pol = dd.grid
     with np.errstate(invalid="ignore"):
-        mu = law(family, th, gp, pol)
+        mu = step_law(family, th, gp, pol)
         pred = np.clip(gp + mu, th[0], th[1]) - gp
         r = dg - pred
         active = np.isfinite(r) & (pol != 0) & (np.abs(pred - mu) <= 1e-9 * np.abs(th[1])) & (gp >= th[0]) & (gp <= th[1])
