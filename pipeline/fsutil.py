@@ -105,6 +105,12 @@ def atomic_path(path: Path, *, is_dir: bool = True, keep_tmp_on_error: bool = Fa
         if not keep_tmp_on_error:
             remove_settled(tmp)
         raise
+    replace(tmp, path)
+
+
+def replace(tmp: Path, path: Path) -> None:
+    """Put ``tmp`` in place of ``path`` (a folder or a file): the old one is moved aside first and
+    removed after, so ``path`` is never a mix of the two."""
     old = path.with_name(f".{path.name}.old")
     remove(old)
     if path.exists():

@@ -14,11 +14,15 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .. import config, fsutil, store
 from ..training import metrics as _metrics
+
+if TYPE_CHECKING:  # annotations only
+    from .spec import Sweep
 
 # the per-epoch metrics of a run (one list: pipeline.training.metrics)
 METRICS = _metrics.NAMES
@@ -134,17 +138,9 @@ def finish(tmp: Path, out: Path, *, left: list[str]) -> None:
     s.consolidate()
     side = sidecar(out)
     fsutil.remove(side)
-    _replace(tmp, out)
+    fsutil.replace(tmp, out)
     if stamp:
         t = side.with_name(f"{side.name}.tmp")
         t.write_text(json.dumps({"fingerprint": stamp}) + "\n")
         os.replace(t, side)
 
-
-def _replace(tmp: Path, out: Path) -> None:
-    old = out.with_name(f".{out.name}.old")
-    fsutil.remove(old)
-    if out.exists():
-        os.replace(out, old)
-    os.replace(tmp, out)
-    fsutil.remove(old)

@@ -39,6 +39,7 @@ class Algorithm:
     forward_per_layer: bool  # ledger: a forward pass (and reads back down) before each layer's write
     color: str  # figures: line colour
     linestyle: str = "-"  # figures: line style
+    encoding: str | None = None  # write encoding the algorithm imposes (kernels.ENCODINGS); None: array.encoding
 
 
 REGISTRY: tuple[Algorithm, ...] = (
@@ -62,7 +63,7 @@ REGISTRY: tuple[Algorithm, ...] = (
               HELD_INPUTS, False, "#8c564b", ":"),
     Algorithm("manhattan", 6, False, ORDER_MANHATTAN,
               "sign-only update: one pulse per device of the sign of −δ a, above a threshold (baseline)",
-              HELD_EVERY_LAYER, False, "#2ca02c"),
+              HELD_EVERY_LAYER, False, "#2ca02c", encoding="sign"),
 )
 
 NAMES: tuple[str, ...] = tuple(a.name for a in REGISTRY)

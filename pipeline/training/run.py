@@ -93,18 +93,17 @@ def make_config(p, algorithm: str, seed: int) -> loop.Config:
                        derivative=0 if n.derivative == "exact" else 1, seed=int(seed))
 
 
-def setup(p, algorithm: str, seed: int, net: arr.Crossbars) -> Setup:
-    data = datasets.load(p.dataset)
+def setup(p, algorithm: str, seed: int, net: arr.Crossbars, data: datasets.Split | None = None) -> Setup:
+    """Resolve one run; ``data``: the dataset of ``p.dataset`` when the caller has loaded it."""
+    data = datasets.load(p.dataset) if data is None else data
     sizes = arr.network_sizes(data.n_features, p.network.hidden, data.n_classes)
     if list(sizes) != list(net.sizes):
         raise InputError("arrays", f"stored arrays are {'-'.join(map(str, net.sizes))} but params ask for "
                          f"{'-'.join(map(str, sizes))}; rerun: python -m pipeline array init")
     cfg = make_config(p, algorithm, seed)
     entry = algorithms.get(algorithm)
-    if bool(loop.is_float(cfg.algorithm)) != entry.is_float:
-        raise RuntimeError(f"algorithm registry and training loop disagree on whether {algorithm} is float")
-    if entry.order == algorithms.ORDER_MANHATTAN:  # sign-only updates: one pulse per device above the threshold
-        net = dataclasses.replace(net, ph=net.ph._replace(encoding=K.ENC_SIGN))
+    if entry.encoding is not None:  # the algorithm fixes how its updates become pulses (manhattan: sign)
+        net = dataclasses.replace(net, ph=net.ph._replace(encoding=K.ENCODINGS[entry.encoding]))
     lrs = np.asarray(config.layer_lrs(p.train, net.n_layers), np.float64)
     k = data.n_classes
     T_train = targets(data.y_train, k, p.network.output)
@@ -205,7 +204,7 @@ def simulate(p, spec, algorithm: str, seed: int) -> dict[str, np.ndarray]:
     make_config(p, algorithm, seed)
     data = datasets.load(p.dataset)
     net = arr.build(p, spec, arr.network_sizes(data.n_features, p.network.hidden, data.n_classes))
-    su = setup(p, algorithm, seed, net)
+    su = setup(p, algorithm, seed, net, data)
     state = State.initial(net)
     E = p.train.epochs
     out = {k: np.full(E + 1, np.nan) for k in NAMES}
