@@ -53,6 +53,12 @@ def initial_weights(g: np.ndarray, ph: K.Physics, dev: K.Devices | None = None) 
     return np.ascontiguousarray((g[0] - ph.g_ref) / ph.g_scale)
 
 
+def layer_block(flat: np.ndarray, dev: K.Devices, layer: int) -> np.ndarray:
+    """Layer ``layer`` of an array in the flat layout (last axis N) as ``(..., rows, cols)``."""
+    r, c, o = int(dev.rows[layer]), int(dev.cols[layer]), int(dev.off[layer])
+    return flat[..., o:o + r * c].reshape(flat.shape[:-1] + (r, c))
+
+
 def geometry(sizes: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rows = np.asarray(sizes[1:], np.int64)
     cols = np.asarray([s + 1 for s in sizes[:-1]], np.int64)

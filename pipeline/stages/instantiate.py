@@ -17,7 +17,7 @@ import numpy as np
 from .. import datasets, fsutil, progress, store
 from ..config import to_dict
 from ..crossbar import kernels as K
-from ..crossbar.arrays import PARAM_NAMES, Crossbars, build, geometry, network_sizes
+from ..crossbar.arrays import PARAM_NAMES, Crossbars, build, geometry, layer_block, network_sizes
 from ..devices import spec as dspec
 from ..devices.population import UNITS
 from ..errors import InputError
@@ -43,15 +43,14 @@ def save_arrays(net: Crossbars, path: Path, array_params: dict) -> None:
         s.array("pair", ("pair",), (P,), dtype="i8", data=np.arange(P),
                 attrs={"units": "1", "labels": pair, "description": "0: G+ (or the single device), 1: G-"})
     for l in range(net.n_layers):
-        r, cc, o = int(dev.rows[l]), int(dev.cols[l]), int(dev.off[l])
         dims = ("pair", f"row_{l}", f"col_{l}")
-        sl = slice(o, o + r * cc)
-        s.array(f"G_{l}", dims, (P, r, cc), attrs={"units": "S", "long_name": f"initial conductance, layer {l}"},
-                data=net.g0[:, sl].reshape(P, r, cc))
+        shape = (P, int(dev.rows[l]), int(dev.cols[l]))
+        s.array(f"G_{l}", dims, shape, attrs={"units": "S", "long_name": f"initial conductance, layer {l}"},
+                data=layer_block(net.g0, dev, l))
         for nm in PARAM_NAMES:
-            s.array(f"{nm}_{l}", dims, (P, r, cc), attrs={"units": UNITS[nm]}, data=getattr(dev, nm)[:, sl].reshape(P, r, cc))
-        s.array(f"stuck_{l}", dims, (P, r, cc), dtype="u1", attrs={"units": "1"}, data=dev.stuck[:, sl].reshape(P, r, cc))
-        s.array(f"table_{l}", dims, (P, r, cc), dtype="i8", attrs={"units": "1"}, data=dev.table[:, sl].reshape(P, r, cc))
+            s.array(f"{nm}_{l}", dims, shape, attrs={"units": UNITS[nm]}, data=layer_block(getattr(dev, nm), dev, l))
+        s.array(f"stuck_{l}", dims, shape, dtype="u1", attrs={"units": "1"}, data=layer_block(dev.stuck, dev, l))
+        s.array(f"table_{l}", dims, shape, dtype="i8", attrs={"units": "1"}, data=layer_block(dev.table, dev, l))
     for nm in ("tab_g", "tab_p", "tab_up", "tab_down", "tab_nb", "tab_np"):
         v = getattr(dev, nm)
         s.array(nm, tuple(f"{nm}_d{k}" for k in range(v.ndim)), v.shape, dtype=v.dtype.str,

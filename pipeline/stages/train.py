@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import config, fsutil, progress, store
+from ..crossbar.arrays import layer_block
 from .instantiate import load_arrays
 from ..errors import InputError, TrainingDiverged
 from ..training import ledger as ledger_mod
@@ -99,20 +100,14 @@ class Recorder:
         s.write("probe_insitu", 0, res.probe_insitu)
 
     def write_snaps(self, su: training.Setup, snaps: np.ndarray, first: int, flt: bool) -> None:
-        dev = su.net.dev
         n = snaps.shape[0]
         for l in range(su.net.n_layers):
-            r, c, o = int(dev.rows[l]), int(dev.cols[l]), int(dev.off[l])
-            block = snaps[:, :, o:o + r * c].reshape(n, snaps.shape[1], r, c)
-            self.s.write(f"W_{l}" if flt else f"G_{l}", slice(first, first + n), block)
+            self.s.write(f"W_{l}" if flt else f"G_{l}", slice(first, first + n), layer_block(snaps, su.net.dev, l))
 
     def write_counts(self, su: training.Setup, cnt_up, cnt_dn) -> None:
-        dev = su.net.dev
-        P = cnt_up.shape[0]
         for l in range(su.net.n_layers):
-            r, c, o = int(dev.rows[l]), int(dev.cols[l]), int(dev.off[l])
-            self.s.write(f"pulses_up_{l}", ..., cnt_up[:, o:o + r * c].reshape(P, r, c))
-            self.s.write(f"pulses_down_{l}", ..., cnt_dn[:, o:o + r * c].reshape(P, r, c))
+            self.s.write(f"pulses_up_{l}", ..., layer_block(cnt_up, su.net.dev, l))
+            self.s.write(f"pulses_down_{l}", ..., layer_block(cnt_dn, su.net.dev, l))
 
 
 def _save_checkpoint(path: Path, state: training.State, epoch: int) -> None:
