@@ -8,13 +8,29 @@ from __future__ import annotations
 # params sections this stage reads (dvc.yaml declares them: tested)
 SECTIONS = ("base", "device", "array", "network", "dataset", "train", "evaluate", "sweeps")
 
+import json
 import time
 from pathlib import Path
 
 import numpy as np
 
-from .. import config, fsutil, progress, store
+from .. import config, datasets, fsutil, progress, store
+from ..crossbar.arrays import network_sizes
 from ..sweep import executor, spec, store as sweep_store
+
+
+def shared_sizes(sw) -> list[int] | None:
+    """The layer sizes of the sweep's network when every task trains the same one (figures that
+    count storage per weight read it), else None."""
+    loaded: dict[str, tuple[int, int]] = {}
+    found = set()
+    for t in sw.tasks:
+        key = json.dumps(config.to_dict(t.params.dataset), sort_keys=True)
+        if key not in loaded:
+            d = datasets.load(t.params.dataset)
+            loaded[key] = (d.n_features, d.n_classes)
+        found.add(tuple(network_sizes(loaded[key][0], t.params.network.hidden, loaded[key][1])))
+    return list(found.pop()) if len(found) == 1 else None
 
 
 def run(p, *, name: str, out: Path | None = None, scheduler: str | None = None, workers: int = 0,
@@ -48,6 +64,7 @@ def run(p, *, name: str, out: Path | None = None, scheduler: str | None = None, 
         fsutil.remove(tmp)
         attrs = {"sweep": sw.to_dict(), "fingerprint": stamp, "device": base_spec.to_dict(),
                  "params": {k: config.to_dict(getattr(p, k)) for k in ("base", "array", "network", "dataset", "train")},
+                 "sizes": shared_sizes(sw),
                  "metrics": list(sweep_store.METRICS), "complete": False, "allow_incomplete": False, "missing": []}
         sweep_store.create_store(tmp, sw, attrs)
     done = np.asarray(store.Store.open(tmp, mode="r").read("done"), bool)
