@@ -80,21 +80,66 @@ def _read_power(g, dev, ph):
 
 
 @njit(cache=True)
-def _forward_rows(g, dev, ph, o, c, x, y, sigma_x, key_read, noisy, i0, i1):
-    """Rows i0..i1-1 of a forward read (one row is always summed by one thread, in order)."""
+def nonzero(x, c):
+    """``(nz, m)``: the indices ``j < c`` with ``x[j] != 0`` (NaN included), in order, in ``nz[:m]``.
+
+    A read skips the other inputs, to the bit: a term (finite conductances) × ±0 is ±0, and adding
+    ±0 to a running sum that starts at +0.0 leaves it unchanged (IEEE: ``s + ±0 = s`` for
+    ``s != 0``, ``+0 + -0 = +0``, and a sum of nonzero terms is never -0)."""
+    nz = np.empty(c, np.int64)
+    m = 0
+    for j in range(c):
+        if x[j] != 0.0:
+            nz[m] = j
+            m += 1
+    return nz, m
+
+
+@njit(cache=True)
+def _forward_rows(g, dev, ph, o, c, x, nz, m, y, sigma_x, key_read, noisy, i0, i1):
+    """Rows i0..i1-1 of a forward read over the nonzero inputs ``nz[:m]`` (one row is always summed
+    by one thread, in order of j). The differential mapping sums four rows side by side (four
+    independent chains, each in the same order: the same bits, without waiting on one chain's
+    additions)."""
     diff = ph.mapping == MAP_DIFFERENTIAL
     planes = ph.mapping == MAP_PLANES
-    for i in range(i0, i1):
+    i = i0
+    if diff:
+        while i + 4 <= i1:
+            b0 = o + i * c
+            b1 = b0 + c
+            b2 = b1 + c
+            b3 = b2 + c
+            a0 = 0.0
+            a1 = 0.0
+            a2 = 0.0
+            a3 = 0.0
+            for jj in range(m):
+                j = nz[jj]
+                xj = x[j]
+                a0 += (g[0, b0 + j] - g[1, b0 + j]) * xj
+                a1 += (g[0, b1 + j] - g[1, b1 + j]) * xj
+                a2 += (g[0, b2 + j] - g[1, b2 + j]) * xj
+                a3 += (g[0, b3 + j] - g[1, b3 + j]) * xj
+            y[i] = _read_out(a0 / ph.g_scale, ph, sigma_x, key_read, i, noisy)
+            y[i + 1] = _read_out(a1 / ph.g_scale, ph, sigma_x, key_read, i + 1, noisy)
+            y[i + 2] = _read_out(a2 / ph.g_scale, ph, sigma_x, key_read, i + 2, noisy)
+            y[i + 3] = _read_out(a3 / ph.g_scale, ph, sigma_x, key_read, i + 3, noisy)
+            i += 4
+    for i in range(i, i1):
         acc = 0.0
         base = o + i * c
         if diff:
-            for j in range(c):
+            for jj in range(m):
+                j = nz[jj]
                 acc += (g[0, base + j] - g[1, base + j]) * x[j]
         elif planes:
-            for j in range(c):
+            for jj in range(m):
+                j = nz[jj]
                 acc += _planes(g, dev, base + j) * x[j]
         else:
-            for j in range(c):
+            for jj in range(m):
+                j = nz[jj]
                 acc += (g[0, base + j] - ph.g_ref) * x[j]
         y[i] = _read_out(acc / ph.g_scale, ph, sigma_x, key_read, i, noisy)
 
@@ -109,6 +154,8 @@ def _transposed_cols(g, dev, ph, o, r, c, d, x, sigma_d, key_read, noisy, j0, j1
     for i in range(r):
         base = o + i * c
         di = d[i]
+        if di == 0.0:  # adds ±0 to every column: skipped, to the bit (see ``nonzero``)
+            continue
         if diff:
             for j in range(j0, j1):
                 x[j] += (g[0, base + j] - g[1, base + j]) * di
@@ -126,7 +173,9 @@ def _transposed_cols(g, dev, ph, o, r, c, d, x, sigma_d, key_read, noisy, j0, j1
 def read_forward(g, dev, ph, layer, x, y, key_read, noisy):
     """y[i] = Σ_j w_ij x[j] (+ noise, clip, ADC). ``x`` has ``cols`` entries (bias included)."""
     r, c = dev.rows[layer], dev.cols[layer]
-    _forward_rows(g, dev, ph, dev.off[layer], c, x, y, _norm(x, c, _read_power(g, dev, ph)), key_read, noisy, 0, r)
+    nz, m = nonzero(x, c)
+    _forward_rows(g, dev, ph, dev.off[layer], c, x, nz, m, y, _norm(x, c, _read_power(g, dev, ph)), key_read, noisy, 0,
+                  r)
 
 
 @njit(cache=True)
@@ -141,8 +190,9 @@ def read_forward_parallel(g, dev, ph, layer, x, y, key_read, noisy):
     """:func:`read_forward` with blocks of 8 rows spread over threads (same result to the bit)."""
     r, c, o = dev.rows[layer], dev.cols[layer], dev.off[layer]
     sigma_x = _norm(x, c, _read_power(g, dev, ph))
+    nz, m = nonzero(x, c)
     for b in prange((r + 7) // 8):
-        _forward_rows(g, dev, ph, o, c, x, y, sigma_x, key_read, noisy, b * 8, min(r, b * 8 + 8))
+        _forward_rows(g, dev, ph, o, c, x, nz, m, y, sigma_x, key_read, noisy, b * 8, min(r, b * 8 + 8))
 
 
 @njit(cache=False, parallel=True)  # never cached: see module docstring

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange, uint64
 
-from ..devices.law import SOFT_BOUNDS, TABLE, clip, parametric_step, table_step
+from ..devices.law import POWER, SOFT_BOUNDS, TABLE, clip, parametric_step, table_step
 from ..rng import STREAM_PULSE, STREAM_ROUND, key3, subkey, uniform
 from .layout import (ENC_FLOOR, ENC_NEAREST, ENC_STOCHASTIC, MAP_DIFFERENTIAL, MAP_PLANES, MAP_REFERENCE, POL_ALTERNATE,
                      POL_POTENTIATE, SHAPED)
@@ -88,25 +88,49 @@ def potentiate_route(ph, step):
 ROW_BLOCK = 8  # rows per task of the threaded update
 
 
+@njit(cache=True)
+def nonzero(a, c):
+    """``(nz, m)``: the indices ``j < c`` with ``a[j] != 0`` (NaN included) in increasing order, in
+    ``nz[:m]``. A write skips the other columns: there ΔW_ij = s·a_j is ±0 (no pulse) or NaN (a
+    non-finite s; no pulse either), and every draw is keyed on the device, not on a running
+    counter, so skipping them changes no random number and no result."""
+    nz = np.empty(c, np.int64)
+    m = 0
+    for j in range(c):
+        if a[j] != 0.0:
+            nz[m] = j
+            m += 1
+    return nz, m
+
+
 @njit(cache=True, error_model="numpy")
-def _write_rows(g, dev, ph, base, c, i0, i1, d, a, lr, kp, kr, pot_route, cnt_up, cnt_dn):
+def _write_rows(g, dev, ph, base, c, i0, i1, d, a, nz, m, lr, kp, kr, pot_route, cnt_up, cnt_dn):
     """:func:`_rows` with the device family, mapping and encoding as constants for the common
-    cases (soft-bounds, nearest rounding: the loop then carries no branch on them)."""
-    if ph.family == SOFT_BOUNDS and ph.encoding == ENC_NEAREST:
-        if ph.mapping == MAP_REFERENCE:
-            return _rows(g, dev, ph, base, c, i0, i1, d, a, lr, kp, kr, pot_route, cnt_up, cnt_dn,
-                         SOFT_BOUNDS, MAP_REFERENCE, ENC_NEAREST)
-        if ph.mapping == MAP_DIFFERENTIAL:
-            return _rows(g, dev, ph, base, c, i0, i1, d, a, lr, kp, kr, pot_route, cnt_up, cnt_dn,
+    cases (soft-bounds or power steps with nearest or stochastic rounding on differential pairs,
+    soft-bounds nearest on a reference mapping: the loop then carries no branch on them)."""
+    fam, enc, mp = ph.family, ph.encoding, ph.mapping
+    if mp == MAP_DIFFERENTIAL:
+        if fam == POWER and enc == ENC_STOCHASTIC:  # the fitted default device
+            return _rows(g, dev, ph, base, c, i0, i1, d, a, nz, m, lr, kp, kr, pot_route, cnt_up, cnt_dn,
+                         POWER, MAP_DIFFERENTIAL, ENC_STOCHASTIC)
+        if fam == SOFT_BOUNDS and enc == ENC_STOCHASTIC:
+            return _rows(g, dev, ph, base, c, i0, i1, d, a, nz, m, lr, kp, kr, pot_route, cnt_up, cnt_dn,
+                         SOFT_BOUNDS, MAP_DIFFERENTIAL, ENC_STOCHASTIC)
+        if fam == SOFT_BOUNDS and enc == ENC_NEAREST:
+            return _rows(g, dev, ph, base, c, i0, i1, d, a, nz, m, lr, kp, kr, pot_route, cnt_up, cnt_dn,
                          SOFT_BOUNDS, MAP_DIFFERENTIAL, ENC_NEAREST)
-    return _rows(g, dev, ph, base, c, i0, i1, d, a, lr, kp, kr, pot_route, cnt_up, cnt_dn, ph.family, ph.mapping,
-                 ph.encoding)
+    if mp == MAP_REFERENCE and fam == SOFT_BOUNDS and enc == ENC_NEAREST:
+        return _rows(g, dev, ph, base, c, i0, i1, d, a, nz, m, lr, kp, kr, pot_route, cnt_up, cnt_dn,
+                     SOFT_BOUNDS, MAP_REFERENCE, ENC_NEAREST)
+    return _rows(g, dev, ph, base, c, i0, i1, d, a, nz, m, lr, kp, kr, pot_route, cnt_up, cnt_dn, fam, mp, enc)
 
 
 @njit(cache=True, inline="always")
-def _rows(g, dev, ph, base, c, i0, i1, d, a, lr, kp, kr, pot_route, cnt_up, cnt_dn, family, mapping, encoding):
+def _rows(g, dev, ph, base, c, i0, i1, d, a, nz, m, lr, kp, kr, pot_route, cnt_up, cnt_dn, family, mapping, encoding):
     """Write rows ``i0 … i1-1`` of a ``c``-column block of cross-points starting at flat index
-    ``base``, with ΔW_ij = (-lr·d_i)·a_j, as pulses; returns (pulses up, pulses down). Device
+    ``base``, with ΔW_ij = (-lr·d_i)·a_j, as pulses; returns (pulses up, pulses down). Only the
+    columns ``nz[:m]`` (those with ``a_j != 0``, :func:`nonzero`) and the rows with ``d_i != 0`` are
+    visited: the others get no pulse, and no draw depends on which devices were visited. Device
     (pair, idx), flat index ``f = pair·N + idx``, draws its rounding from ``(subkey(kr, f), 0)`` and
     its pulse k from ``(kp ^ f·φ₂, k)``, i.e. the word ``mix(kp ^ f·φ₂ ^ k·φ)``: the SplitMix
     pattern (a hash of a spread counter) with two counters, one hash per pulse.
@@ -132,7 +156,8 @@ def _rows(g, dev, ph, base, c, i0, i1, d, a, lr, kp, kr, pot_route, cnt_up, cnt_
             continue
         s = -lr * d[i]
         row = base + i * c
-        for j in range(c):
+        for jj in range(m):
+            j = nz[jj]
             dw = s * a[j]
             if dw == 0.0:
                 continue
@@ -170,7 +195,9 @@ def _rows(g, dev, ph, base, c, i0, i1, d, a, lr, kp, kr, pot_route, cnt_up, cnt_
 @njit(cache=True)
 def update_layer_serial(g, dev, ph, layer, d, a, lr, seed, step, cnt_up, cnt_dn):
     """Apply ΔW = -lr·d·aᵀ to ``layer`` as pulses; returns (pulses up, pulses down)."""
-    return _write_rows(g, dev, ph, dev.off[layer], dev.cols[layer], 0, dev.rows[layer], d, a, lr,
+    c = dev.cols[layer]
+    nz, m = nonzero(a, c)
+    return _write_rows(g, dev, ph, dev.off[layer], c, 0, dev.rows[layer], d, a, nz, m, lr,
                        key3(seed, STREAM_PULSE, step), key3(seed, STREAM_ROUND, step), potentiate_route(ph, step),
                        cnt_up, cnt_dn)
 
@@ -183,12 +210,13 @@ def update_layer_parallel(g, dev, ph, layer, d, a, lr, seed, step, cnt_up, cnt_d
     kr = key3(seed, STREAM_ROUND, step)
     pot = potentiate_route(ph, step)
     r = dev.rows[layer]
+    nz, m = nonzero(a, dev.cols[layer])
     nblk = (r + ROW_BLOCK - 1) // ROW_BLOCK
     ups = np.zeros(nblk, np.int64)
     dns = np.zeros(nblk, np.int64)
     for b in prange(nblk):
         u, v = _write_rows(g, dev, ph, dev.off[layer], dev.cols[layer], b * ROW_BLOCK, min(r, (b + 1) * ROW_BLOCK),
-                           d, a, lr, kp, kr, pot, cnt_up, cnt_dn)
+                           d, a, nz, m, lr, kp, kr, pot, cnt_up, cnt_dn)
         ups[b] = u
         dns[b] = v
     return ups.sum(), dns.sum()
@@ -207,7 +235,8 @@ def program(g, dev, ph, dw, seed, step, cnt_up, cnt_dn):
     """Write an arbitrary per-cross-point weight change ``dw`` (N,) as counted pulses, with the
     encoding, routing and device law of :func:`update_layer` (used to program initial weights);
     returns (pulses up, pulses down)."""
-    return _write_rows(g, dev, ph, 0, g.shape[1], 0, 1, _MINUS_ONE, dw, 1.0, key3(seed, STREAM_PULSE, step),
+    nz, m = nonzero(dw, g.shape[1])
+    return _write_rows(g, dev, ph, 0, g.shape[1], 0, 1, _MINUS_ONE, dw, nz, m, 1.0, key3(seed, STREAM_PULSE, step),
                        key3(seed, STREAM_ROUND, step), potentiate_route(ph, step), cnt_up, cnt_dn)
 
 

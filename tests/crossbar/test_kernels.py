@@ -118,3 +118,39 @@ def test_drift_equals_reference():
     g0 = g.copy()
     K.drift(g, dev, ph._replace(drift=1.0))
     assert np.array_equal(g, g0)
+
+
+def _in_order(terms, axis):
+    """Sums along ``axis`` strictly left to right (``np.add.accumulate`` is sequential)."""
+    return np.add.accumulate(terms, axis=axis).take(-1, axis=axis)
+
+
+@pytest.mark.parametrize("mapping", [K.MAP_DIFFERENTIAL, K.MAP_REFERENCE], ids=["differential", "reference"])
+def test_fast_reads_are_the_dense_in_order_sums_to_the_bit(mapping):
+    """The reads skip zero inputs (zero errors) and sum four rows side by side; each output must
+    still be, to the bit, the in-order sum over every column (row) — zeros included — that a
+    dense one-row-at-a-time loop gives. Row counts 7 and 9 cover the rows left over after groups
+    of four; exact zeros (and -0.0) are a third of the inputs."""
+    rng = np.random.default_rng(11)
+    g, dev, ph = R.random_array(rng, (40, 7, 9), mapping=mapping)
+    for layer in (0, 1):
+        r, c, o = int(dev.rows[layer]), int(dev.cols[layer]), int(dev.off[layer])
+        G = g[:, o:o + r * c].reshape(g.shape[0], r, c)
+        diff = G[0] - G[1] if mapping == K.MAP_DIFFERENTIAL else G[0] - ph.g_ref
+        x = rng.normal(size=c) * (rng.random(c) > 0.35)
+        x[rng.random(c) < 0.1] = -0.0
+        d = rng.normal(size=r) * (rng.random(r) > 0.35)
+        want_y = _in_order(diff * x[None, :], 1) / ph.g_scale
+        want_x = _in_order(diff * d[:, None], 0) / ph.g_scale
+        for kf, kt in ((K.read_forward, K.read_transposed), (K.read_forward_parallel, K.read_transposed_parallel)):
+            y, xt = np.empty(r), np.empty(c)
+            kf(g, dev, ph, layer, x, y, np.uint64(1), False)
+            kt(g, dev, ph, layer, d, xt, np.uint64(1), False)
+            assert np.array_equal(y, want_y), (layer, kf.__name__)
+            assert np.array_equal(xt, want_x), (layer, kt.__name__)
+        # the float forward of the training loop: the same in-order sums, four rows side by side
+        from pipeline.training import loop
+        W = rng.normal(size=g.shape[1])
+        y = np.empty(r)
+        loop._float_fwd(W, dev, layer, x, y)
+        assert np.array_equal(y, _in_order(W[o:o + r * c].reshape(r, c) * x[None, :], 1)), layer
