@@ -106,10 +106,14 @@ class Network:
 
 @dataclass(frozen=True)
 class Dataset:
-    name: str = _f("iris", doc="iris | optdigits | xor | a path to CSV/NPZ (features..., label)")
-    test_fraction: float = _f(0.3, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+    name: str = _f("iris", doc="iris | optdigits | mnist | xor | a path to CSV/NPZ or an IDX folder "
+                   "(train-* with t10k-*, or one images/labels pair)")
+    test_fraction: float = _f(0.3, lo=0.0, hi=1.0, lo_open=True, hi_open=True,
+                              doc="test share for sources without a fixed split")
     split_seed: int = _f(0, lo=0)
-    scale: str = _f("minmax", choices=("minmax", "standard", "none"))
+    scale: str = _f("minmax", choices=("minmax", "standard", "unit", "none"),
+                    doc="unit: divide by the full scale (255 for 8-bit IDX, 16 for optdigits, or full_scale)")
+    full_scale: float = _f(0.0, lo=0.0, doc="scale unit: the value that maps to 1 (0: the source's own)")
     max_train: int = _f(0, lo=0, doc="0: all; else use at most this many training samples")
     max_test: int = _f(0, lo=0)
 
