@@ -24,6 +24,7 @@ from .errors import InputError
 
 from .devices.families import FIT_NAMES, NAMES as FAMILIES  # noqa: E402  (the family registry, code order)
 from .training.algorithms import NAMES as ALGORITHMS  # noqa: E402  (the algorithm registry's names)
+from .training.schemes import MP_SUBTRACT, NAMES as SCHEMES  # noqa: E402  (the update-scheme registry's names)
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "hard-sigmoid", "identity", "softmax")
 
 
@@ -129,6 +130,10 @@ class Train:
     e_read_J: float = _f(1.0e-15, lo=0.0, doc="energy of one device read (one multiply-accumulate)")
     parallel_min: int = _f(16384, lo=1, doc="threaded kernels for arrays of at least this many devices, in the "
                            "standalone kernel dispatch (training runs use the serial, cached kernels)")
+    scheme: str = _f("direct", choices=SCHEMES, doc="update scheme: how a requested ΔW reaches the devices "
+                     "(DESIGN §1.6; float algorithms ignore it)")
+    mp_subtract: str = _f("readback", choices=MP_SUBTRACT, doc="mixed-precision: take the written change out of "
+                          "χ as read back from the devices (noise-free verify reads) or as the nominal n·ε")
 
 
 @dataclass(frozen=True)

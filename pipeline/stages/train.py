@@ -110,15 +110,31 @@ class Recorder:
             self.s.write(f"pulses_down_{l}", ..., layer_block(cnt_dn, su.net.dev, l))
 
 
+    def write_scheme(self, su: training.Setup, state: training.State, flt: bool) -> None:
+        """The update scheme (attrs) and its digital state after the last written epoch: the
+        mixed-precision accumulator ``chi_<l>`` of every layer (device algorithms only)."""
+        sc = su.scheme_entry
+        self.s.set_attrs(scheme=sc.name, scheme_digital_per_weight=0.0 if flt else sc.digital_per_weight,
+                         scheme_planes=sc.planes)
+        if flt or sc.digital_per_weight == 0:
+            return
+        for l in range(su.net.n_layers):
+            r, c = int(su.net.dev.rows[l]), int(su.net.dev.cols[l])
+            self.s.array(f"chi_{l}", (f"row_{l}", f"col_{l}"), (r, c), data=layer_block(state.chi, su.net.dev, l),
+                         attrs={"units": "1", "description": f"mixed-precision accumulator χ of layer {l} after the "
+                                "last written epoch (weight units, not yet written to the devices)"})
+
+
 def _save_checkpoint(path: Path, state: training.State, epoch: int) -> None:
     tmp = path.with_name(path.name + ".part.npz")
-    np.savez(tmp, g=state.g, W=state.W, cnt_up=state.cnt_up, cnt_dn=state.cnt_dn, epoch=np.int64(epoch))
+    np.savez(tmp, g=state.g, W=state.W, cnt_up=state.cnt_up, cnt_dn=state.cnt_dn, chi=state.chi,
+             epoch=np.int64(epoch))
     os.replace(tmp, path)
 
 
 def _load_checkpoint(path: Path) -> tuple[training.State, int]:
     z = np.load(path)
-    state = training.State(z["g"].copy(), z["W"].copy(), z["cnt_up"].copy(), z["cnt_dn"].copy())
+    state = training.State(z["g"].copy(), z["W"].copy(), z["cnt_up"].copy(), z["cnt_dn"].copy(), z["chi"].copy())
     return state, int(z["epoch"])
 
 
@@ -156,6 +172,7 @@ def _train_into(p, su: training.Setup, tmp: Path, resume: bool, epochs: int) -> 
             s.write("confusion", ..., training.confusion(su.data.y_test, res.pred, su.data.n_classes))
             if not flt:
                 rec.write_counts(su, state.cnt_up, state.cnt_dn)
+            rec.write_scheme(su, state, flt)
             _save_checkpoint(ckpt, state, epoch)
             progress.log(f"{su.algorithm}-{su.seed} epoch {epoch}/{epochs}: loss {res.metrics['train_loss']:.4f} "
                          f"train {res.metrics['train_acc_eval']:.3f} test {res.metrics['test_acc']:.3f}",

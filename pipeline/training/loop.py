@@ -29,8 +29,9 @@ import numpy as np
 from numba import njit
 
 from ..crossbar import kernels as K
+from ..crossbar import schemes as KS
 from ..rng import STREAM_READ, key4
-from . import algorithms, metrics
+from . import algorithms, metrics, schemes
 from .neurons import (  # noqa: F401  (re-exported: the loop's activation, loss and derivative codes)
     ACTIVATION_CODES, DERIV_EXACT, DERIV_HARDWARE, HARD_SIGMOID, IDENTITY, LOSS_CE, LOSS_MSE, RELU, SIGMOID, SOFTMAX,
     TANH, _activate, _deriv, output_error)
@@ -53,6 +54,7 @@ L_DEVICE_READS = metrics.LEDGER_SLOT["device_reads"]
 L_PULSES_UP = metrics.LEDGER_SLOT["pulses_up"]
 L_PULSES_DOWN = metrics.LEDGER_SLOT["pulses_down"]
 L_FORWARD = metrics.LEDGER_SLOT["forward_passes"]
+L_VERIFY_READS = metrics.LEDGER_SLOT["verify_reads"]
 N_LEDGER = metrics.N_LEDGER
 
 STREAM_EVAL = 50
@@ -66,6 +68,8 @@ class Config(NamedTuple):
     loss: int
     derivative: int
     seed: int
+    scheme: int = schemes.DIRECT  # update scheme code (training.schemes); float algorithms ignore it
+    mp_subtract: int = KS.MP_READBACK  # mixed precision: KS.MP_READBACK or KS.MP_NOMINAL
 
 
 # The jitted functions take their arguments in three small groups (numba accepts NamedTuples), so
@@ -82,15 +86,21 @@ class Static(NamedTuple):
     lrs: np.ndarray  # (L,) float64
 
 
+_NO_CHI = np.zeros(0)  # State.chi of a scheme without an accumulator (never written: size 0)
+
+
 class State(NamedTuple):
     """What training changes: conductances ``g`` (P, N) (hardware algorithms), float weights ``W``
-    (N,) (float algorithms), pulse counters (P, N) and the ledger (per-epoch totals)."""
+    (N,) (float algorithms), pulse counters (P, N), the ledger (per-epoch totals) and the update
+    scheme's digital state: ``chi`` (N,), the mixed-precision accumulator (size 0 for the other
+    schemes; the default, for callers that build a State of the ``direct`` scheme in Python)."""
 
     g: np.ndarray
     W: np.ndarray
     cnt_up: np.ndarray
     cnt_dn: np.ndarray
     ledger: np.ndarray
+    chi: np.ndarray = _NO_CHI
 
 
 class Work(NamedTuple):
@@ -246,12 +256,21 @@ def hidden_error(s, st, wk, flt, l, step, nread, noisy, mode):
 
 @njit(cache=True)
 def write_layer(s, st, wk, flt, l, step):
-    """Write ΔW_l = −η_l δ_l ã_lᵀ into layer ``l`` (float weights, or pulses through the devices)."""
+    """Write ΔW_l = −η_l δ_l ã_lᵀ into layer ``l`` (float weights, or through the devices by the
+    update scheme ``s.cfg.scheme``)."""
     dev = s.dev
     d = wk.D[wk.zoff[l]:wk.zoff[l] + dev.rows[l]]
     a = wk.A[wk.aoff[l]:wk.aoff[l] + dev.cols[l]]
     if flt:
         _float_update(st.W, dev, l, d, a, s.lrs[l])
+    elif s.cfg.scheme == schemes.MIXED_PRECISION:
+        if st.chi.shape[0] != st.g.shape[1]:
+            raise ValueError("mixed-precision update without its accumulator (State.chi)")
+        up, dn, nv = KS.mp_write_layer(st.g, dev, s.ph, l, d, a, s.lrs[l], st.chi, s.cfg.mp_subtract, s.cfg.seed,
+                                       step, st.cnt_up, st.cnt_dn)
+        st.ledger[L_PULSES_UP] += up
+        st.ledger[L_PULSES_DOWN] += dn
+        st.ledger[L_VERIFY_READS] += nv
     else:
         up, dn = K.update_layer_serial(st.g, dev, s.ph, l, d, a, s.lrs[l], s.cfg.seed, step, st.cnt_up, st.cnt_dn)
         st.ledger[L_PULSES_UP] += up
@@ -314,12 +333,18 @@ def _snapshot(g, W, flt, snaps, s):
 
 
 @njit(cache=True)
-def run_epoch(g, W, dev, ph, cfg, lrs, X, T, order, step0, every, cnt_up, cnt_dn, ledger, snaps, snap_steps):
+def run_epoch(g, W, dev, ph, cfg, lrs, X, T, order, step0, every, cnt_up, cnt_dn, ledger, snaps, snap_steps,
+              chi=None):
     """Train one epoch over ``order``. Global sample counter starts at ``step0``; a snapshot of the
-    conductances (float: weights) is taken after every ``every``-th global sample.
+    conductances (float: weights) is taken after every ``every``-th global sample. ``chi``: the
+    update scheme's accumulator (State.chi; None: none).
     Returns (loss sum, correct, snapshots taken, bad sample index or -1)."""
     s_ = Static(dev, ph, cfg, lrs)
-    st = State(g, W, cnt_up, cnt_dn, ledger)
+    if chi is None:
+        ch = np.zeros(0)
+    else:
+        ch = chi
+    st = State(g, W, cnt_up, cnt_dn, ledger, ch)
     wk = work(dev)
     rec = np.zeros(1)
     flt = is_float(cfg.algorithm)
@@ -352,7 +377,8 @@ def evaluate_set(g, W, dev, ph, cfg, X, T, stream, step0, pred):
     """Inference on the (noisy) hardware: mean loss and accuracy over a set; the predicted class
     of every sample goes into ``pred``."""
     s = Static(dev, ph, cfg, np.zeros(1))
-    st = State(g, W, np.zeros((1, 1), np.int64), np.zeros((1, 1), np.int64), np.zeros(N_LEDGER, np.int64))
+    st = State(g, W, np.zeros((1, 1), np.int64), np.zeros((1, 1), np.int64), np.zeros(N_LEDGER, np.int64),
+               np.zeros(0))
     wk = work(dev)
     A, Z, D, aoff, zoff = wk.A, wk.Z, wk.D, wk.aoff, wk.zoff
     flt = is_float(cfg.algorithm)
@@ -378,7 +404,8 @@ def evaluate_set(g, W, dev, ph, cfg, X, T, stream, step0, pred):
 def ideal_errors(Wi, g, dev, ph, cfg, x, t, out):
     """Exact backprop errors of every layer for weights ``Wi`` (noise-free, exact f')."""
     s = Static(dev, ph, cfg, np.zeros(1))
-    st = State(g, Wi, np.zeros((1, 1), np.int64), np.zeros((1, 1), np.int64), np.zeros(N_LEDGER, np.int64))
+    st = State(g, Wi, np.zeros((1, 1), np.int64), np.zeros((1, 1), np.int64), np.zeros(N_LEDGER, np.int64),
+               np.zeros(0))
     wk = work(dev)
     A, Z, tmp, aoff, zoff = wk.A, wk.Z, wk.tmp, wk.aoff, wk.zoff
     L = dev.rows.shape[0]
@@ -393,10 +420,15 @@ def ideal_errors(Wi, g, dev, ph, cfg, x, t, out):
 
 
 @njit(cache=True)
-def probe(g, W, dev, ph, cfg, lrs, Xp, Tp, step0, ideal, insitu):
+def probe(g, W, dev, ph, cfg, lrs, Xp, Tp, step0, ideal, insitu, chi=None):
     """For each probe sample: the ideal backprop errors of the present weights (noise-free reads
     of the devices) and the errors the algorithm actually writes with in situ (noisy reads,
-    through the arrays it has already updated in that sample), on a copy of the state."""
+    through the arrays it has already updated in that sample), on a copy of the state (``chi``:
+    the scheme's accumulator, copied too)."""
+    if chi is None:  # a scheme with an accumulator, probed without one: a fresh (zero) χ
+        ch = np.zeros(g.shape[1]) if cfg.scheme == schemes.MIXED_PRECISION else np.zeros(0)
+    else:
+        ch = chi
     s = Static(dev, ph, cfg, lrs)
     wk = work(dev)
     ledger = np.zeros(N_LEDGER, np.int64)
@@ -410,5 +442,5 @@ def probe(g, W, dev, ph, cfg, lrs, Xp, Tp, step0, ideal, insitu):
             for idx in range(N):
                 Wi[idx] = K.weight(g, dev, ph, idx)
         ideal_errors(Wi, g, dev, ph, cfg, Xp[k], Tp[k], ideal[k])
-        st = State(g.copy(), W.copy(), np.zeros((P, N), np.int64), np.zeros((P, N), np.int64), ledger)
+        st = State(g.copy(), W.copy(), np.zeros((P, N), np.int64), np.zeros((P, N), np.int64), ledger, ch.copy())
         train_sample(s, st, wk, Xp[k], Tp[k], step0 + k, insitu[k], True)

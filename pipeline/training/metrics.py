@@ -38,6 +38,8 @@ LEDGER_METRICS: tuple[Metric, ...] = (
     Metric("pulses_up", "pulses", "potentiation pulses in the epoch", True),
     Metric("pulses_down", "pulses", "depression pulses in the epoch", True),
     Metric("forward_passes", "passes", "forward passes through the network in the epoch", True),
+    Metric("verify_reads", "cross-point reads", "verify reads of one cross-point's weight (all its devices) "
+           "by an update scheme (mixed precision with readback: before and after each write) in the epoch", True),
 )
 
 PER_EPOCH: tuple[Metric, ...] = EPOCH_METRICS + LEDGER_METRICS

@@ -20,7 +20,8 @@ from .. import config, datasets
 from ..crossbar import arrays as arr
 from ..crossbar import kernels as K
 from ..errors import InputError, TrainingDiverged
-from . import algorithms, loop
+from ..crossbar import schemes as KS
+from . import algorithms, loop, schemes
 from . import ledger as ledger_mod
 from .metrics import LEDGER_NAMES, NAMES
 
@@ -38,6 +39,11 @@ class Setup:
     probe_idx: np.ndarray
     algorithm: str
     seed: int
+    scheme: str = "direct"  # train.scheme (float algorithms ignore it)
+
+    @property
+    def scheme_entry(self) -> schemes.Scheme:
+        return schemes.get(self.scheme)
 
     @property
     def algorithm_entry(self) -> algorithms.Algorithm:
@@ -47,17 +53,24 @@ class Setup:
 @dataclass
 class State:
     """The training state, updated in place by the kernels: conductances ``g``, float weights
-    ``W`` (same flat layout) and the per-device pulse counters."""
+    ``W`` (same flat layout), the per-device pulse counters and the update scheme's digital state
+    ``chi`` (N,) (the mixed-precision accumulator; zero and untouched for the other schemes)."""
 
     g: np.ndarray
     W: np.ndarray
     cnt_up: np.ndarray
     cnt_dn: np.ndarray
+    chi: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.chi is None:
+            self.chi = np.zeros(self.g.shape[1])
 
     @classmethod
     def initial(cls, net: arr.Crossbars) -> "State":
         g = net.g0.copy()
-        return cls(g, net.weights0().copy(), np.zeros(g.shape, np.int64), np.zeros(g.shape, np.int64))
+        return cls(g, net.weights0().copy(), np.zeros(g.shape, np.int64), np.zeros(g.shape, np.int64),
+                   np.zeros(g.shape[1]))
 
 
 @dataclass
@@ -88,9 +101,15 @@ def make_config(p, algorithm: str, seed: int) -> loop.Config:
         raise InputError("--algorithm", f"got {algorithm!r}, expected one of {', '.join(algorithms.NAMES)}")
     if n.loss == "ce" and n.output not in ("sigmoid", "softmax"):
         raise InputError("network.loss", f"cross-entropy needs a sigmoid or softmax output, got output {n.output!r}")
+    t = p.train
+    if t.scheme != "direct" and algorithms.get(algorithm).encoding is not None:
+        raise InputError("train.scheme", f"{algorithm} fixes its own write encoding and runs only with the direct "
+                         f"scheme, got {t.scheme!r}")
     return loop.Config(algorithm=algorithms.CODES[algorithm], hidden=loop.ACTIVATION_CODES[n.activation],
                        output=loop.ACTIVATION_CODES[n.output], loss=0 if n.loss == "mse" else 1,
-                       derivative=0 if n.derivative == "exact" else 1, seed=int(seed))
+                       derivative=0 if n.derivative == "exact" else 1, seed=int(seed),
+                       scheme=schemes.CODES[t.scheme],
+                       mp_subtract=KS.MP_READBACK if t.mp_subtract == "readback" else KS.MP_NOMINAL)
 
 
 def setup(p, algorithm: str, seed: int, net: arr.Crossbars, data: datasets.Split | None = None) -> Setup:
@@ -104,13 +123,15 @@ def setup(p, algorithm: str, seed: int, net: arr.Crossbars, data: datasets.Split
     entry = algorithms.get(algorithm)
     if entry.encoding is not None:  # the algorithm fixes how its updates become pulses (manhattan: sign)
         net = dataclasses.replace(net, ph=net.ph._replace(encoding=K.ENCODINGS[entry.encoding]))
+    if cfg.scheme == schemes.MIXED_PRECISION:  # requests are whole numbers of nominal steps: rounded to nearest
+        net = dataclasses.replace(net, ph=net.ph._replace(encoding=K.ENC_NEAREST))
     lrs = np.asarray(config.layer_lrs(p.train, net.n_layers), np.float64)
     k = data.n_classes
     T_train = targets(data.y_train, k, p.network.output)
     T_test = targets(data.y_test, k, p.network.output)
     n_probe = min(p.record.probes, len(data.y_test))
     probe_idx = np.linspace(0, len(data.y_test) - 1, n_probe).astype(np.int64) if n_probe else np.zeros(0, np.int64)
-    return Setup(net, data, cfg, lrs, T_train, T_test, probe_idx, algorithm, int(seed))
+    return Setup(net, data, cfg, lrs, T_train, T_test, probe_idx, algorithm, int(seed), p.train.scheme)
 
 
 def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
@@ -134,7 +155,7 @@ def _eval_epoch(su: Setup, g, W, epoch: int, pred_test: np.ndarray | None = None
     return tr, te
 
 
-def _probe_epoch(su: Setup, g, W, epoch: int):
+def _probe_epoch(su: Setup, g, W, epoch: int, chi=None):
     n_units = int(su.net.dev.rows.sum())
     n = len(su.probe_idx)
     ideal = np.zeros((n, n_units))
@@ -142,11 +163,11 @@ def _probe_epoch(su: Setup, g, W, epoch: int):
     if n:
         xp = np.ascontiguousarray(su.data.x_test[su.probe_idx])
         tp = np.ascontiguousarray(su.T_test[su.probe_idx])
-        loop.probe(g, W, su.net.dev, su.net.ph, su.cfg, su.lrs, xp, tp, loop.PROBE_STEP0 + epoch * (1 << 20), ideal, insitu)
+        loop.probe(g, W, su.net.dev, su.net.ph, su.cfg, su.lrs, xp, tp, loop.PROBE_STEP0 + epoch * (1 << 20), ideal, insitu, chi)
     return ideal, insitu
 
 
-def train_epoch(p, su: Setup, g, W, cnt_up, cnt_dn, epoch: int, every: int, snaps, snap_steps):
+def train_epoch(p, su: Setup, g, W, cnt_up, cnt_dn, epoch: int, every: int, snaps, snap_steps, chi=None):
     """One epoch of training (in place on g / W / counters) and its hardware evaluation.
 
     Returns (ledger counts, snapshots taken, test predictions, per-epoch metrics)."""
@@ -155,7 +176,7 @@ def train_epoch(p, su: Setup, g, W, cnt_up, cnt_dn, epoch: int, every: int, snap
     led = np.zeros(loop.N_LEDGER, np.int64)
     loss_sum, correct, ns, bad = loop.run_epoch(g, W, su.net.dev, su.net.ph, su.cfg, su.lrs, su.data.x_train,
                                                 su.T_train, order, (epoch - 1) * n_train, every, cnt_up, cnt_dn,
-                                                led, snaps, snap_steps)
+                                                led, snaps, snap_steps, chi)
     if bad >= 0:
         raise TrainingDiverged(f"{su.algorithm}-{su.seed}: NaN or Inf at epoch {epoch}, sample {bad} "
                                f"(training index {int(order[bad])}); lower train.lr or check the device file")
@@ -170,7 +191,7 @@ def initial_epoch(su: Setup, state: State, *, probes: bool) -> EpochResult:
     """Epoch 0, the state before training: hardware inference (and the probes if asked)."""
     (trl, tra), (tel, tea) = _eval_epoch(su, state.g, state.W, 0)
     metrics = {"train_loss_eval": trl, "train_acc_eval": tra, "test_loss": tel, "test_acc": tea}
-    ideal, insitu = _probe_epoch(su, state.g, state.W, 0) if probes else (None, None)
+    ideal, insitu = _probe_epoch(su, state.g, state.W, 0, state.chi) if probes else (None, None)
     return EpochResult(0, metrics, np.zeros(loop.N_LEDGER, np.int64), None, None, None, ideal, insitu)
 
 
@@ -192,8 +213,8 @@ def run_epochs(p, su: Setup, state: State, first: int, last: int, *, every: int 
         snap_steps = np.zeros(snaps.shape[0], np.int64)
     for epoch in range(first, last + 1):
         led, ns, pred, metrics = train_epoch(p, su, state.g, state.W, state.cnt_up, state.cnt_dn, epoch, every,
-                                             snaps, snap_steps)
-        ideal, insitu = _probe_epoch(su, state.g, state.W, epoch) if probes else (None, None)
+                                             snaps, snap_steps, state.chi)
+        ideal, insitu = _probe_epoch(su, state.g, state.W, epoch, state.chi) if probes else (None, None)
         yield EpochResult(epoch, metrics, led, pred, snaps[:ns], snap_steps[:ns], ideal, insitu)
 
 

@@ -30,7 +30,8 @@ RANKS = {
 
 
 # registries: leaf modules (no package imports) that the params schema and every layer may read
-REGISTRIES = ("pipeline.devices.families", "pipeline.training.algorithms", "pipeline.training.metrics")
+REGISTRIES = ("pipeline.devices.families", "pipeline.training.algorithms", "pipeline.training.metrics",
+              "pipeline.training.schemes")
 
 
 def _rank(module: str) -> int:

@@ -1,0 +1,71 @@
+"""The update-scheme registry (DESIGN §1.6): how a requested weight change ΔW reaches the
+devices, orthogonal to the update order of the algorithm (:mod:`pipeline.training.algorithms`).
+
+One entry per scheme: its name (``train.scheme``), its integer code in the jitted loop
+(``loop.Config.scheme``) and its storage facts for the ledger and the figures.
+
+Float algorithms (``*-float``) hold their weights in float64 and ignore the scheme: they are the
+software reference every scheme is compared with.
+
+This module imports nothing (``config`` imports it to validate ``train.scheme``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# how mixed precision takes the written change out of its accumulator (``train.mp_subtract``)
+MP_SUBTRACT = ("readback", "nominal")
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """One update scheme: name, code in the jitted loop and its storage facts."""
+
+    name: str
+    code: int  # ``loop.Config.scheme``
+    description: str
+    digital_per_weight: float  # digital values held per weight between samples (χ, H …)
+    planes: int  # analog devices per weight
+    params: tuple[str, ...]  # the ``train.*`` keys the scheme reads (besides ``train.scheme``)
+    marker: str  # figures: marker
+    color: str  # figures: colour
+
+
+REGISTRY: tuple[Scheme, ...] = (
+    Scheme("direct", 0,
+           "the requested ΔW becomes pulses at once (encoding, routing and law of the array); nothing is held",
+           0.0, 2, (), "o", "#d62728"),
+    Scheme("mixed-precision", 1,
+           "a float64 accumulator χ per weight gathers ΔW; n = trunc(χ/ε) pulses of the nominal step ε when "
+           "|χ| ≥ ε, then the written change leaves χ: read back from the devices (noise-free verify read, "
+           "two per written weight) or the nominal n·ε (Nandakumar et al. 2020; Le Gallo et al. 2018)",
+           1.0, 2, ("mp_subtract",), "s", "#1f77b4"),
+)
+
+NAMES: tuple[str, ...] = tuple(s.name for s in REGISTRY)
+BY_NAME: dict[str, Scheme] = {s.name: s for s in REGISTRY}
+CODES: dict[str, int] = {s.name: s.code for s in REGISTRY}
+DIRECT = CODES["direct"]
+MIXED_PRECISION = CODES["mixed-precision"]
+
+
+def get(name: str) -> Scheme:
+    """The entry of ``name`` (KeyError naming the known schemes if there is none)."""
+    try:
+        return BY_NAME[str(name)]
+    except KeyError:
+        raise KeyError(f"unknown update scheme {name!r}, expected one of {', '.join(NAMES)}") from None
+
+
+def _check() -> None:
+    if len(BY_NAME) != len(REGISTRY):
+        raise ImportError("scheme registry: duplicate names")
+    if sorted(CODES.values()) != list(range(len(REGISTRY))):
+        raise ImportError(f"scheme registry: codes must be 0..{len(REGISTRY) - 1}, each once: {CODES}")
+    for s in REGISTRY:
+        if s.digital_per_weight < 0 or s.planes < 1:
+            raise ImportError(f"scheme registry: {s.name} has negative storage or no device plane")
+
+
+_check()
