@@ -67,6 +67,7 @@ class Device:
     family: str = _f("auto", choices=("auto",) + FIT_NAMES, doc="family to fit, or auto (lowest BIC)")
     keep_table: bool = _f(True, doc="a look-up-table input is also kept as a 'table' model")
     use: str = _f("fit", choices=("fit", "table"), doc="which model the arrays use: fitted family or the measured tables")
+    table_window: str = _f("aligned", choices=("aligned", "measured"), doc="table: each measured window centred on the tables' mean centre (aligned) or at its measured G (measured)")
     bootstrap: int = _f(0, lo=0, doc="bootstrap resamples for parameter uncertainty (0: covariance only)")
 
 

@@ -101,6 +101,8 @@ def build(p, spec: dspec.DeviceSpec, sizes: list[int]) -> Crossbars:
     use_table = spec.model == "table" or (p.device.use == "table" and spec.table is not None)
     if use_table:
         tables = population.load_tables(spec)
+        if p.device.table_window == "aligned":
+            tables = align_windows(tables)
         T = len(tables[1])
         table_idx = rng_par.integers(0, T, size=(P, N)).astype(np.int64)
         nb = tables[1]
@@ -146,6 +148,21 @@ def build(p, spec: dspec.DeviceSpec, sizes: list[int]) -> Crossbars:
     if a.init == "programmed":
         attrs["init_pulses"] = program_weights(g0, dev, ph, target_weights(sizes, a, rng_init), seed=p.base.seed)
     return Crossbars(dev, ph, g0, list(sizes), attrs)
+
+
+def align_windows(tables):
+    """Look-up tables with every measured window moved (ΔG(G) shape and width kept) so that its
+    centre is the mean centre of the tables.
+
+    The measured devices' windows lie at different G, offset by more than their width (enode:
+    G_min 20.5–24.6 mS, width 2.5–3.2 mS); kept where measured, a differential pair of two such
+    devices often cannot reach w = 0 (e.g. w ∈ [−9.9, −2.3] at w_max 4), every pair carries an
+    offset of rms ~2.9 weight units and a sigmoid network collapses to the class prior."""
+    tab_g, tab_nb, tab_p, tab_np, tab_up, tab_down = tables
+    nb = np.asarray(tab_nb)
+    centres = np.array([0.5 * (tab_g[t, 0] + tab_g[t, nb[t] - 1]) for t in range(len(nb))])
+    shifted = np.ascontiguousarray(tab_g + (centres.mean() - centres)[:, None])
+    return shifted, tab_nb, tab_p, tab_np, tab_up, tab_down
 
 
 PROGRAM_PASSES = 3

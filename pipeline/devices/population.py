@@ -9,6 +9,7 @@ draws whole measured look-up tables instead (:func:`load_tables` reads them from
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -71,10 +72,19 @@ def draw(spec: DeviceSpec, n: int, rng: np.random.Generator, dist: str, d2d: boo
 def load_tables(spec: DeviceSpec):
     """Stacked look-up tables of a ``table`` device (``tab_g, tab_nb, tab_p, tab_np, tab_up,
     tab_down`` as the kernels take them; padded bins repeat the last centre)."""
+    src = Path(spec.table["source"])
+    stamp = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in sorted(src.rglob("*")) if f.is_file()) \
+        if src.is_dir() else ()
+    return tuple(a.copy() for a in _read_tables(str(src.resolve()), stamp))
+
+
+@functools.lru_cache(maxsize=4)
+def _read_tables(src: str, stamp: tuple):
+    """The tables of folder ``src`` (reading the text files takes seconds: kept per process, keyed
+    on the files' names, sizes and modification times)."""
     from . import readers
 
-    src = Path(spec.table["source"])
-    luts = readers.read_characterization(src)
+    luts = readers.read_characterization(Path(src))
     if not isinstance(luts, readers.LutSet):
         raise InputError(f"device.yaml: table.source ({src})", "expected a look-up-table folder (dG_increasing / dG_decreasing files)")
     return tuple(np.ascontiguousarray(getattr(luts, nm)) for nm in ("tab_g", "tab_nb", "tab_p", "tab_np", "tab_up", "tab_down"))
