@@ -20,7 +20,7 @@ from numba import njit
 from ..rng import STREAM_PULSE, STREAM_ROUND, key3
 from .layout import MAP_DIFFERENTIAL, MAP_PLANES
 from .reads import weight
-from .updates import _route, _write_rows, potentiate_route
+from .updates import _route, _write_rows, nonzero, potentiate_route
 
 MP_READBACK, MP_NOMINAL = 0, 1  # loop.Config.mp_subtract (schemes.MP_SUBTRACT order)
 _MINUS_ONE = np.array([-1.0])  # one "row" with (−lr·d) = 1: ΔW_j = req_j exactly
@@ -30,7 +30,9 @@ _MINUS_ONE = np.array([-1.0])  # one "row" with (−lr·d) = 1: ΔW_j = req_j ex
 def write_request(g, dev, ph, layer, req, seed, step, cnt_up, cnt_dn):
     """Write the per-cross-point change ``req`` (rows·cols, the layer's flat block) into ``layer``
     as pulses with the keys of :func:`update_layer_serial` at ``step``; returns (up, down)."""
-    return _write_rows(g, dev, ph, dev.off[layer], dev.rows[layer] * dev.cols[layer], 0, 1, _MINUS_ONE, req, 1.0,
+    c = dev.rows[layer] * dev.cols[layer]
+    nz, m = nonzero(req, c)
+    return _write_rows(g, dev, ph, dev.off[layer], c, 0, 1, _MINUS_ONE, req, nz, m, 1.0,
                        key3(seed, STREAM_PULSE, step), key3(seed, STREAM_ROUND, step), potentiate_route(ph, step),
                        cnt_up, cnt_dn)
 
