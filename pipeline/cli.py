@@ -145,7 +145,7 @@ def array_init(
 
 @app.command()
 def train(
-    algorithm: str = typer.Option(..., "--algorithm", "-a", help=" | ".join(ALGORITHM_NAMES)),
+    algorithm: str = typer.Option(..., "--algorithm", "-a", help=" | ".join(ALGORITHM_NAMES) + "; or <algorithm>+<scheme> (e.g. progressive+mixed-precision)"),
     seed: int = typer.Option(0, "--seed", min=0, help="training seed (shuffling, pulse noise)"),
     arrays_path: Path = typer.Option(Path("results/arrays/arrays.zarr"), "--arrays", help="instantiated arrays"),
     out: Optional[Path] = typer.Option(None, "--out", help="run folder (default results/train/<algorithm>-<seed>)"),

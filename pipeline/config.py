@@ -23,7 +23,7 @@ import yaml
 from .errors import InputError
 
 from .devices.families import FIT_NAMES, NAMES as FAMILIES  # noqa: E402  (the family registry, code order)
-from .training.algorithms import NAMES as ALGORITHMS  # noqa: E402  (the algorithm registry's names)
+from .training.variants import LABELS as ALGORITHMS  # noqa: E402  (algorithms, and algorithm+scheme run labels)
 from .training.schemes import MP_SUBTRACT, NAMES as SCHEMES  # noqa: E402  (the update-scheme registry's names)
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "hard-sigmoid", "identity", "softmax")
 

@@ -11,19 +11,26 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from ..training import schemes  # noqa: E402
 from ..training.algorithms import REGISTRY  # noqa: E402
+from ..training.variants import parse  # noqa: E402
 
-# from the algorithm registry (one entry per algorithm holds its colour and line style)
+# from the algorithm registry (one entry per algorithm holds its colour and line style); a run
+# label <algorithm>+<scheme> is drawn in its scheme's colour, dash-dotted
 COLORS = {a.name: a.color for a in REGISTRY}
 STYLE = {a.name: a.linestyle for a in REGISTRY if a.linestyle != "-"}
 
 
-def color(alg: str) -> str:
-    return COLORS.get(str(alg), "#7f7f7f")
+def color(label: str) -> str:
+    alg, scheme = parse(str(label))
+    if scheme is not None and scheme in schemes.NAMES:
+        return schemes.get(scheme).color
+    return COLORS.get(alg, "#7f7f7f")
 
 
-def linestyle(alg: str) -> str:
-    return STYLE.get(str(alg), "-")
+def linestyle(label: str) -> str:
+    alg, scheme = parse(str(label))
+    return "-." if scheme is not None else STYLE.get(alg, "-")
 
 
 def caption(fig, claim: str, produced_by: str) -> None:

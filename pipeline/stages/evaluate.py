@@ -21,7 +21,7 @@ import xarray as xr
 
 from .. import fsutil, progress, store
 from ..errors import InputError
-from ..training.algorithms import NAMES as ALGORITHMS
+from ..training.variants import LABELS as ALGORITHMS
 from ..training.metrics import NAMES as PER_EPOCH  # every per-epoch metric and ledger count of a run
 
 

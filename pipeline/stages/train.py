@@ -191,7 +191,9 @@ def _on_sigterm(signum, frame):  # noqa: ARG001
 
 
 def run(p, *, algorithm: str, seed: int, arrays_path: Path, out: Path, resume: bool) -> None:
-    """``ecram train``: one run into ``out/run.zarr`` (atomic; resumable after interruption)."""
+    """``ecram train``: one run into ``out/run.zarr`` (atomic; resumable after interruption).
+    ``algorithm``: a run label (an algorithm, or ``<algorithm>+<scheme>``)."""
+    p, algorithm = training.resolve(p, algorithm)
     training.make_config(p, algorithm, seed)  # refuse a bad algorithm, loss or output path before reading anything
     fsutil.check_output_path(out, want_dir=True)
     net = load_arrays(arrays_path, parallel_min=p.train.parallel_min)

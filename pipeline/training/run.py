@@ -21,7 +21,7 @@ from ..crossbar import arrays as arr
 from ..crossbar import kernels as K
 from ..errors import InputError, TrainingDiverged
 from ..crossbar import schemes as KS
-from . import algorithms, loop, schemes
+from . import algorithms, loop, schemes, variants
 from . import ledger as ledger_mod
 from .metrics import LEDGER_NAMES, NAMES
 
@@ -218,10 +218,23 @@ def run_epochs(p, su: Setup, state: State, first: int, last: int, *, every: int 
         yield EpochResult(epoch, metrics, led, pred, snaps[:ns], snap_steps[:ns], ideal, insitu)
 
 
+def resolve(p, label: str):
+    """``(params, algorithm)`` of a run label: ``<algorithm>`` runs with ``train.scheme``,
+    ``<algorithm>+<scheme>`` (:mod:`pipeline.training.variants`) with that scheme."""
+    alg, scheme = variants.parse(label)
+    if label not in variants.LABELS:
+        raise InputError("--algorithm", f"got {label!r}, expected one of {', '.join(variants.LABELS)}")
+    if scheme is not None:
+        p = config.with_changes(p, {"train.scheme": scheme})
+    return p, alg
+
+
 def simulate(p, spec, algorithm: str, seed: int) -> dict[str, np.ndarray]:
     """Instantiate arrays from a device population and train in memory (no store, no probes or
     snapshots): the unit of work of a sweep. Returns per-epoch arrays (epoch 0 = before
-    training) of every metric and ledger count (:data:`pipeline.training.metrics.NAMES`)."""
+    training) of every metric and ledger count (:data:`pipeline.training.metrics.NAMES`).
+    ``algorithm``: a run label (an algorithm, or ``<algorithm>+<scheme>``)."""
+    p, algorithm = resolve(p, algorithm)
     make_config(p, algorithm, seed)
     data = datasets.load(p.dataset)
     net = arr.build(p, spec, arr.network_sizes(data.n_features, p.network.hidden, data.n_classes))
