@@ -26,6 +26,7 @@ from .devices.families import FIT_NAMES, NAMES as FAMILIES  # noqa: E402  (the f
 from .training.variants import LABELS as ALGORITHMS  # noqa: E402  (algorithms, and algorithm+scheme run labels)
 from .training.schemes import MP_SUBTRACT, NAMES as SCHEMES  # noqa: E402  (the update-scheme registry's names)
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "hard-sigmoid", "identity", "softmax")
+PROFILES = ("default", "paper", "mnist")  # sweep size profiles (base.profile; a sweep's layer of that name)
 
 
 def _f(default, *, lo=None, hi=None, lo_open=False, hi_open=False, choices=None, doc=""):
@@ -42,7 +43,7 @@ def _f(default, *, lo=None, hi=None, lo_open=False, hi_open=False, choices=None,
 @dataclass(frozen=True)
 class Base:
     seed: int = _f(0, lo=0, doc="master seed; every stream is spawned from it")
-    profile: str = _f("default", choices=("default", "paper"), doc="size profile for sweeps")
+    profile: str = _f("default", choices=PROFILES, doc="size profile for sweeps (mnist: the full-MNIST scaling study)")
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,10 @@ class Train:
                                 choices=ALGORITHMS)
     seeds: list[int] = _f([0, 1, 2, 3, 4], lo=0)
     epochs: int = _f(40, lo=1)
-    lr: list[float] = _f([0.3], lo=0.0, lo_open=True, doc="one rate, or one per layer (output layer last)")
+    lr: list[float] = _f([0.3], lo=0.0, lo_open=True, doc="one rate, or one per layer (output layer last); lr_rule none")
+    lr_rule: str = _f("none", choices=("none", "fan-in"),
+                      doc="none: the rates of train.lr; fan-in: layer l gets lr_base / fan_in_l (inputs + bias)")
+    lr_base: float = _f(4.0, lo=0.0, lo_open=True, doc="lr_rule fan-in: the base rate divided by each layer's fan-in")
     e_pulse_J: float = _f(1.0e-12, lo=0.0, doc="energy of one write pulse")
     e_read_J: float = _f(1.0e-15, lo=0.0, doc="energy of one device read (one multiply-accumulate)")
     parallel_min: int = _f(16384, lo=1, doc="threaded kernels for arrays of at least this many devices, in the "
@@ -139,7 +143,11 @@ class Train:
 
 @dataclass(frozen=True)
 class Record:
-    every: int = _f(10, lo=1, doc="conductance snapshot every this many samples")
+    every: int = _f(0, lo=0, doc="conductance snapshot every this many samples (0: auto, about `snapshots` per epoch)")
+    snapshots: int = _f(10, lo=1, doc="every 0: snapshots per epoch (every = n_train // snapshots, at least 1)")
+    train_eval: int = _f(10000, lo=0, doc="per-epoch hardware inference on this many training samples, a fixed "
+                         "evenly spaced subset (0: all); the test set is always evaluated in full")
+    block_mb: int = _f(64, lo=1, doc="snapshots are kept in memory and written to run.zarr at most this many MB at a time")
     probes: int = _f(32, lo=0, doc="probe samples for the in-situ vs ideal error parity")
 
 
@@ -364,7 +372,16 @@ def with_changes(obj, changes: dict):
     return build(type(obj), raw, "")
 
 
-def layer_lrs(train: Train, n_layers: int) -> list[float]:
+def layer_lrs(train: Train, sizes) -> list[float]:
+    """The learning rate of every layer of a network of layer ``sizes`` (inputs first).
+
+    ``lr_rule: none``: ``train.lr`` (one rate for all, or one per layer). ``fan-in``: layer l gets
+    ``lr_base / (sizes[l] + 1)``, its array's column count (inputs plus the bias column), so that
+    η_l·‖ã‖² — the step a single update moves a pre-activation by — stays of order lr_base × the
+    mean squared input, whatever the width or depth."""
+    n_layers = len(sizes) - 1
+    if train.lr_rule == "fan-in":
+        return [train.lr_base / (int(n) + 1) for n in sizes[:-1]]
     if len(train.lr) == 1:
         return list(train.lr) * n_layers
     if len(train.lr) != n_layers:

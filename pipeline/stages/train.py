@@ -34,7 +34,9 @@ CHECKPOINT = "checkpoint.npz"
 
 class Recorder:
     """Creates ``run.zarr`` with every array at its final shape, then writes one epoch's regions
-    at a time from NumPy buffers."""
+    at a time from NumPy buffers; conductance snapshots are streamed in blocks of at most
+    ``record.block_mb`` (the zarr chunk along ``snapshot`` is no larger), so memory does not grow
+    with the training-set size."""
 
     def __init__(self, s: store.Store):
         self.s = s
@@ -44,7 +46,8 @@ class Recorder:
         net = su.net
         dev = net.dev
         P = net.g0.shape[0]
-        steps = training.snapshot_steps(len(su.data.y_train), epochs, p.record.every)
+        n_train = len(su.data.y_train)
+        steps = training.snapshot_steps(n_train, epochs, training.snapshot_every(p.record, n_train))
         attrs = {"algorithm": su.algorithm, "seed": su.seed, "sizes": net.sizes, "float": flt,
                  "samples_per_epoch": len(su.data.y_train), "test_samples": len(su.data.y_test),
                  "arrays": net.attrs, "params": {k: config.to_dict(getattr(p, k)) for k in
@@ -58,7 +61,7 @@ class Recorder:
             s.array(m.name, ("epoch",), (E,), attrs={"units": m.units, "description": m.description})
         for m in LEDGER_METRICS:
             s.array(m.name, ("epoch",), (E,), dtype="i8", fill=-1, attrs={"units": m.units, "description": m.description})
-        per_epoch = max(1, len(steps) // max(epochs, 1))
+        per_epoch = max(1, min(len(steps) // max(epochs, 1), training.block_snapshots(p.record, 1 if flt else P, net.g0.shape[1])))
         s.array("snapshot", ("snapshot",), (len(steps),), dtype="i8", data=steps,
                 attrs={"units": "samples", "description": "global training sample count of each snapshot"})
         for l in range(net.n_layers):
@@ -141,7 +144,8 @@ def _load_checkpoint(path: Path) -> tuple[training.State, int]:
 def _train_into(p, su: training.Setup, tmp: Path, resume: bool, epochs: int) -> None:
     """Train into folder ``tmp`` (run.zarr + checkpoint), resuming from its checkpoint if asked."""
     flt = su.algorithm_entry.is_float
-    steps = training.snapshot_steps(len(su.data.y_train), epochs, p.record.every)
+    every = training.snapshot_every(p.record, len(su.data.y_train))
+    steps = training.snapshot_steps(len(su.data.y_train), epochs, every)
     ckpt = tmp / CHECKPOINT
     run_path = tmp / "run.zarr"
     state = training.State.initial(su.net)
@@ -154,19 +158,20 @@ def _train_into(p, su: training.Setup, tmp: Path, resume: bool, epochs: int) -> 
         fsutil.remove(run_path)
         rec = Recorder.create(run_path, su, p, epochs, flt)
         rec.write_epoch0(su, training.initial_epoch(su, state, probes=True), state, flt)
+    def write_snaps(snaps: np.ndarray, snap_steps: np.ndarray) -> None:  # a block, while the epoch runs
+        first = int(np.searchsorted(steps, snap_steps[0]))
+        assert np.array_equal(steps[first:first + len(snap_steps)], snap_steps)
+        rec.write_snaps(su, snaps, first, flt)
+
     with progress.bar(f"train {su.algorithm}-{su.seed}", total=epochs) as bar:
         bar.advance(start)
-        for res in training.run_epochs(p, su, state, start + 1, epochs, every=p.record.every, probes=True):
+        for res in training.run_epochs(p, su, state, start + 1, epochs, every=every, probes=True,
+                                       on_snaps=write_snaps):
             epoch, s = res.epoch, rec.s
             for name, val in res.metrics.items():
                 s.write(name, epoch, val)
             for k, name in enumerate(LEDGER_NAMES):
                 s.write(name, epoch, res.ledger[k])
-            ns = len(res.snap_steps)
-            if ns:
-                first = int(np.searchsorted(steps, res.snap_steps[0]))
-                assert np.array_equal(steps[first:first + ns], res.snap_steps)
-                rec.write_snaps(su, res.snaps, first, flt)
             s.write("probe_ideal", epoch, res.probe_ideal)
             s.write("probe_insitu", epoch, res.probe_insitu)
             s.write("confusion", ..., training.confusion(su.data.y_test, res.pred, su.data.n_classes))

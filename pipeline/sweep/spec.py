@@ -16,8 +16,8 @@ from ..devices import transforms
 from ..devices.transforms import transform_spec
 from ..errors import InputError
 
-SPEC_KEYS = ("description", "dataset", "epochs", "algorithms", "seeds", "set", "grid", "default", "paper")
-PROFILES = ("default", "paper")
+PROFILES = config.PROFILES  # base.profile choices: each can be a layer of the defaults and of every sweep
+SPEC_KEYS = ("description", "dataset", "epochs", "algorithms", "seeds", "set", "grid") + PROFILES
 RESERVED = ("defaults",)
 DEVICE_KEYS = transforms.KEYS  # key -> (lower bound, open?, doc)
 SWEEPABLE_SECTIONS = ("array", "network", "dataset", "train", "device")

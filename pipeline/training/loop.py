@@ -334,10 +334,12 @@ def _snapshot(g, W, flt, snaps, s):
 
 @njit(cache=True)
 def run_epoch(g, W, dev, ph, cfg, lrs, X, T, order, step0, every, cnt_up, cnt_dn, ledger, snaps, snap_steps,
-              chi=None):
+              loss0=0.0, chi=None):
     """Train one epoch over ``order``. Global sample counter starts at ``step0``; a snapshot of the
-    conductances (float: weights) is taken after every ``every``-th global sample. ``chi``: the
-    update scheme's accumulator (State.chi; None: none).
+    conductances (float: weights) is taken after every ``every``-th global sample.
+    ``loss0``: the loss sum so far, when an epoch is run as consecutive slices of its order (the sum
+    then continues exactly as in one call). ``chi``: the update scheme's accumulator (State.chi;
+    None: none).
     Returns (loss sum, correct, snapshots taken, bad sample index or -1)."""
     s_ = Static(dev, ph, cfg, lrs)
     if chi is None:
@@ -348,7 +350,7 @@ def run_epoch(g, W, dev, ph, cfg, lrs, X, T, order, step0, every, cnt_up, cnt_dn
     wk = work(dev)
     rec = np.zeros(1)
     flt = is_float(cfg.algorithm)
-    loss_sum = 0.0
+    loss_sum = loss0
     correct = 0
     s = 0
     for k in range(order.shape[0]):

@@ -40,6 +40,8 @@ class Setup:
     algorithm: str
     seed: int
     scheme: str = "direct"  # train.scheme (float algorithms ignore it)
+    x_eval: np.ndarray | None = None  # the per-epoch training-set evaluation subset (None: all)
+    T_eval: np.ndarray | None = None
 
     @property
     def scheme_entry(self) -> schemes.Scheme:
@@ -76,7 +78,8 @@ class State:
 @dataclass
 class EpochResult:
     """What one epoch produced. ``snaps``/``snap_steps`` are views of buffers that the next epoch
-    overwrites: use them before asking for the next one."""
+    overwrites: use them before asking for the next one (empty when they were streamed to
+    ``on_snaps`` during the epoch)."""
 
     epoch: int
     metrics: dict[str, float]  # metrics.EPOCH_NAMES (epoch 0: the evaluated ones only)
@@ -125,17 +128,25 @@ def setup(p, algorithm: str, seed: int, net: arr.Crossbars, data: datasets.Split
         net = dataclasses.replace(net, ph=net.ph._replace(encoding=K.ENCODINGS[entry.encoding]))
     if cfg.scheme == schemes.MIXED_PRECISION:  # requests are whole numbers of nominal steps: rounded to nearest
         net = dataclasses.replace(net, ph=net.ph._replace(encoding=K.ENC_NEAREST))
-    lrs = np.asarray(config.layer_lrs(p.train, net.n_layers), np.float64)
+    lrs = np.asarray(config.layer_lrs(p.train, net.sizes), np.float64)
     k = data.n_classes
     T_train = targets(data.y_train, k, p.network.output)
     T_test = targets(data.y_test, k, p.network.output)
     n_probe = min(p.record.probes, len(data.y_test))
     probe_idx = np.linspace(0, len(data.y_test) - 1, n_probe).astype(np.int64) if n_probe else np.zeros(0, np.int64)
-    return Setup(net, data, cfg, lrs, T_train, T_test, probe_idx, algorithm, int(seed), p.train.scheme)
+    ev = train_eval_idx(len(data.y_train), p.record.train_eval)
+    x_eval, T_eval = (None, None) if ev is None else (np.ascontiguousarray(data.x_train[ev]), np.ascontiguousarray(T_train[ev]))
+    return Setup(net, data, cfg, lrs, T_train, T_test, probe_idx, algorithm, int(seed), p.train.scheme, x_eval, T_eval)
 
 
 def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
     return np.random.default_rng(np.random.SeedSequence([seed, 0x5EED, epoch])).permutation(n).astype(np.int64)
+
+
+def snapshot_every(record, n_train: int) -> int:
+    """The snapshot cadence in samples: ``record.every``, or (0, auto) ``n_train // record.snapshots``
+    (at least 1), so that a run keeps about ``snapshots`` per epoch whatever the training-set size."""
+    return int(record.every) if record.every else max(1, n_train // int(record.snapshots))
 
 
 def snapshot_steps(n_train: int, epochs: int, every: int) -> np.ndarray:
@@ -144,13 +155,27 @@ def snapshot_steps(n_train: int, epochs: int, every: int) -> np.ndarray:
     return np.concatenate([[0], np.arange(every, total + 1, every)]).astype(np.int64)
 
 
+def block_snapshots(record, n_pairs: int, n_devices: int) -> int:
+    """How many snapshots fit in ``record.block_mb`` (at least 1): the most a run holds in memory."""
+    return max(1, (int(record.block_mb) << 20) // (8 * n_pairs * n_devices))
+
+
+def train_eval_idx(n_train: int, n: int) -> np.ndarray | None:
+    """The training samples evaluated after each epoch: ``n`` evenly spaced indices (fixed for the
+    run), or None (all) when ``n`` is 0 or covers the set."""
+    if n == 0 or n >= n_train:
+        return None
+    return np.linspace(0, n_train - 1, n).astype(np.int64)  # spacing >= 1: n distinct indices
+
+
 def _eval_epoch(su: Setup, g, W, epoch: int, pred_test: np.ndarray | None = None):
     """Hardware inference on the training and test sets after ``epoch`` (noise keyed on epoch)."""
     d = su.data
     base = loop.PROBE_STEP0 * 2 + epoch * (1 << 24)
-    pred_tr = np.zeros(len(d.y_train), np.int64)
+    x_tr, T_tr = (d.x_train, su.T_train) if su.x_eval is None else (su.x_eval, su.T_eval)
+    pred_tr = np.zeros(len(x_tr), np.int64)
     pred_te = np.zeros(len(d.y_test), np.int64) if pred_test is None else pred_test
-    tr = loop.evaluate_set(g, W, su.net.dev, su.net.ph, su.cfg, d.x_train, su.T_train, loop.STREAM_EVAL, base, pred_tr)
+    tr = loop.evaluate_set(g, W, su.net.dev, su.net.ph, su.cfg, x_tr, T_tr, loop.STREAM_EVAL, base, pred_tr)
     te = loop.evaluate_set(g, W, su.net.dev, su.net.ph, su.cfg, d.x_test, su.T_test, loop.STREAM_EVAL + 1, base, pred_te)
     return tr, te
 
@@ -167,16 +192,32 @@ def _probe_epoch(su: Setup, g, W, epoch: int, chi=None):
     return ideal, insitu
 
 
-def train_epoch(p, su: Setup, g, W, cnt_up, cnt_dn, epoch: int, every: int, snaps, snap_steps, chi=None):
+def train_epoch(p, su: Setup, g, W, cnt_up, cnt_dn, epoch: int, every: int, snaps, snap_steps, on_snaps=None,
+                chi=None):
     """One epoch of training (in place on g / W / counters) and its hardware evaluation.
 
-    Returns (ledger counts, snapshots taken, test predictions, per-epoch metrics)."""
+    With ``on_snaps``, the epoch runs as consecutive slices of its order of ``len(snaps) * every``
+    samples, and each slice's snapshots go to ``on_snaps(snaps, steps)`` as soon as it is done:
+    bit-identical to one call (every draw is keyed on the global step, the loss sum continues),
+    with memory bounded by the ``snaps`` buffer. Returns (ledger counts, snapshots left in
+    ``snaps``, test predictions, per-epoch metrics)."""
     n_train = len(su.data.y_train)
     order = epoch_order(su.seed, epoch, n_train)
     led = np.zeros(loop.N_LEDGER, np.int64)
-    loss_sum, correct, ns, bad = loop.run_epoch(g, W, su.net.dev, su.net.ph, su.cfg, su.lrs, su.data.x_train,
-                                                su.T_train, order, (epoch - 1) * n_train, every, cnt_up, cnt_dn,
-                                                led, snaps, snap_steps, chi)
+    span = n_train if on_snaps is None else max(1, min(n_train, snaps.shape[0] * every))
+    loss_sum, correct, ns, bad = 0.0, 0, 0, -1
+    for a in range(0, max(n_train, 1), span):
+        part = order[a:a + span]
+        loss_sum, ok, ns, bad = loop.run_epoch(g, W, su.net.dev, su.net.ph, su.cfg, su.lrs, su.data.x_train,
+                                               su.T_train, part, (epoch - 1) * n_train + a, every, cnt_up, cnt_dn,
+                                               led, snaps, snap_steps, loss_sum, chi)
+        correct += ok
+        if bad >= 0:
+            bad += a
+            break
+        if on_snaps is not None and ns:
+            on_snaps(snaps[:ns], snap_steps[:ns])
+            ns = 0
     if bad >= 0:
         raise TrainingDiverged(f"{su.algorithm}-{su.seed}: NaN or Inf at epoch {epoch}, sample {bad} "
                                f"(training index {int(order[bad])}); lower train.lr or check the device file")
@@ -196,24 +237,30 @@ def initial_epoch(su: Setup, state: State, *, probes: bool) -> EpochResult:
 
 
 def run_epochs(p, su: Setup, state: State, first: int, last: int, *, every: int | None = None,
-               probes: bool = False) -> Iterator[EpochResult]:
+               probes: bool = False, on_snaps=None, block: int | None = None) -> Iterator[EpochResult]:
     """Train epochs ``first`` … ``last`` in place on ``state``, one :class:`EpochResult` each: the
     one epoch driver of the train stage and of :func:`simulate`.
 
-    ``every``: take a snapshot every that many global samples (None: no snapshots); ``probes``:
-    probe the in-situ errors after each epoch. Raises TrainingDiverged on NaN or Inf."""
+    ``every``: take a snapshot every that many global samples (None: no snapshots); ``on_snaps``:
+    stream them, ``on_snaps(snaps, global_steps)``, at most ``block`` at a time (default: as many
+    as ``record.block_mb`` holds) instead of keeping an epoch's worth; ``probes``: probe the
+    in-situ errors after each epoch. Raises TrainingDiverged on NaN or Inf."""
     n_train = len(su.data.y_train)
     if every is None:
         every = np.iinfo(np.int64).max // 4
         snaps = np.zeros((1, 1, 1))
         snap_steps = np.zeros(1, np.int64)
+        on_snaps = None
     else:
         P = 1 if su.algorithm_entry.is_float else state.g.shape[0]
-        snaps = np.zeros((n_train // every + 2, P, state.g.shape[1]))
+        n = n_train // every + 2
+        if on_snaps is not None:
+            n = min(n, block if block is not None else block_snapshots(p.record, P, state.g.shape[1]))
+        snaps = np.zeros((max(n, 1), P, state.g.shape[1]))
         snap_steps = np.zeros(snaps.shape[0], np.int64)
     for epoch in range(first, last + 1):
         led, ns, pred, metrics = train_epoch(p, su, state.g, state.W, state.cnt_up, state.cnt_dn, epoch, every,
-                                             snaps, snap_steps, state.chi)
+                                             snaps, snap_steps, on_snaps, state.chi)
         ideal, insitu = _probe_epoch(su, state.g, state.W, epoch, state.chi) if probes else (None, None)
         yield EpochResult(epoch, metrics, led, pred, snaps[:ns], snap_steps[:ns], ideal, insitu)
 

@@ -15,7 +15,8 @@ SEP = "+"
 # every valid label, in registry order: the algorithms, then each hardware algorithm with each
 # scheme other than the default ``direct``
 LABELS: tuple[str, ...] = algorithms.NAMES + tuple(
-    f"{a.name}{SEP}{s.name}" for a in algorithms.REGISTRY if not a.is_float for s in schemes.REGISTRY
+    f"{a.name}{SEP}{s.name}" for a in algorithms.REGISTRY if not a.is_float and a.encoding is None
+    for s in schemes.REGISTRY
     if s.code != schemes.DIRECT)
 
 
