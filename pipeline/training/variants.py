@@ -8,16 +8,19 @@ A leaf of the registries: imports only :mod:`.algorithms` and :mod:`.schemes`.
 
 from __future__ import annotations
 
-from . import algorithms, schemes
+from .algorithms import NAMES as _ALGORITHM_NAMES
+from .algorithms import REGISTRY as _ALGORITHMS
+from .schemes import DIRECT as _DIRECT
+from .schemes import REGISTRY as _SCHEMES
 
 SEP = "+"
 
 # every valid label, in registry order: the algorithms, then each hardware algorithm with each
 # scheme other than the default ``direct``
-LABELS: tuple[str, ...] = algorithms.NAMES + tuple(
-    f"{a.name}{SEP}{s.name}" for a in algorithms.REGISTRY if not a.is_float and a.encoding is None
-    for s in schemes.REGISTRY
-    if s.code != schemes.DIRECT)
+LABELS: tuple[str, ...] = _ALGORITHM_NAMES + tuple(
+    f"{a.name}{SEP}{s.name}" for a in _ALGORITHMS if not a.is_float and a.encoding is None
+    for s in _SCHEMES
+    if s.code != _DIRECT)
 
 
 def parse(label: str) -> tuple[str, str | None]:
