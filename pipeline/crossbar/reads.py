@@ -5,7 +5,7 @@ back; the threaded variants and their dispatchers."""
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, uint64
 
 from ..rng import normal
 from .layout import MAP_DIFFERENTIAL, MAP_PLANES
@@ -105,22 +105,24 @@ def _forward_rows(g, dev, ph, o, c, x, nz, m, y, sigma_x, key_read, noisy, i0, i
     planes = ph.mapping == MAP_PLANES
     i = i0
     if diff:
+        gp = g[0]  # 1-D views and unsigned indices: no negative-index wraparound in the loop
+        gm = g[1]
         while i + 4 <= i1:
-            b0 = o + i * c
-            b1 = b0 + c
-            b2 = b1 + c
-            b3 = b2 + c
+            b0 = uint64(o + i * c)
+            b1 = b0 + uint64(c)
+            b2 = b1 + uint64(c)
+            b3 = b2 + uint64(c)
             a0 = 0.0
             a1 = 0.0
             a2 = 0.0
             a3 = 0.0
             for jj in range(m):
-                j = nz[jj]
+                j = uint64(nz[jj])
                 xj = x[j]
-                a0 += (g[0, b0 + j] - g[1, b0 + j]) * xj
-                a1 += (g[0, b1 + j] - g[1, b1 + j]) * xj
-                a2 += (g[0, b2 + j] - g[1, b2 + j]) * xj
-                a3 += (g[0, b3 + j] - g[1, b3 + j]) * xj
+                a0 += (gp[b0 + j] - gm[b0 + j]) * xj
+                a1 += (gp[b1 + j] - gm[b1 + j]) * xj
+                a2 += (gp[b2 + j] - gm[b2 + j]) * xj
+                a3 += (gp[b3 + j] - gm[b3 + j]) * xj
             y[i] = _read_out(a0 / ph.g_scale, ph, sigma_x, key_read, i, noisy)
             y[i + 1] = _read_out(a1 / ph.g_scale, ph, sigma_x, key_read, i + 1, noisy)
             y[i + 2] = _read_out(a2 / ph.g_scale, ph, sigma_x, key_read, i + 2, noisy)
@@ -151,14 +153,17 @@ def _transposed_cols(g, dev, ph, o, r, c, d, x, sigma_d, key_read, noisy, j0, j1
     planes = ph.mapping == MAP_PLANES
     for j in range(j0, j1):
         x[j] = 0.0
+    gp = g[0]
+    gm = g[g.shape[0] - 1]
     for i in range(r):
         base = o + i * c
         di = d[i]
         if di == 0.0:  # adds ±0 to every column: skipped, to the bit (see ``nonzero``)
             continue
-        if diff:
-            for j in range(j0, j1):
-                x[j] += (g[0, base + j] - g[1, base + j]) * di
+        if diff:  # 1-D views, unsigned indices: a loop LLVM vectorises (independent columns)
+            ub = uint64(base)
+            for j in range(uint64(j0), uint64(j1)):
+                x[j] += (gp[ub + j] - gm[ub + j]) * di
         elif planes:
             for j in range(j0, j1):
                 x[j] += _planes(g, dev, base + j) * di
