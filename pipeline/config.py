@@ -78,7 +78,7 @@ class Array:
     w_max: float = _f(4.0, lo=0.0, lo_open=True, doc="weight of a full conductance range: G_scale = mean(G_max-G_min)/w_max")
     g_ref: float = _f(0.5, lo=0.0, hi=1.0, doc="reference conductance as a fraction of the mean range (reference mapping)")
     policy: str = _f("alternate", choices=("potentiate", "depress", "alternate"), doc="differential: how a positive update is written")
-    init: str = _f("mid", choices=("mid", "programmed"), doc="initial state: mid-range with spread, or random weights programmed by counted pulses")
+    init: str = _f("programmed", choices=("mid", "programmed"), doc="initial state: random weights U(-b, b) programmed by counted pulses (write-verify), or mid-range with spread (weights = the device offsets)")
     init_weight: float = _f(1.0, lo=0.0, doc="programmed: target weights U(-b, b), b = init_weight/sqrt(fan-in), within +-w_max")
     init_center: float = _f(0.5, lo=0.0, hi=1.0, doc="initial normalised conductance")
     init_spread: float = _f(0.05, lo=0.0, hi=0.5, doc="std of the initial normalised conductance")

@@ -201,7 +201,7 @@ def run(p, *, algorithm: str, seed: int, arrays_path: Path, out: Path, resume: b
     p, algorithm = training.resolve(p, algorithm)
     training.make_config(p, algorithm, seed)  # refuse a bad algorithm, loss or output path before reading anything
     fsutil.check_output_path(out, want_dir=True)
-    net = load_arrays(arrays_path, parallel_min=p.train.parallel_min)
+    net = load_arrays(arrays_path, parallel_min=p.train.parallel_min, draw=seed)  # this seed's own array draw
     su = training.setup(p, algorithm, seed, net)
     old = signal.signal(signal.SIGTERM, _on_sigterm)
     try:

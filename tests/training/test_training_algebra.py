@@ -21,7 +21,7 @@ IDEAL = dspec.from_dict({
 
 
 def make_net(sizes, *, spec=IDEAL, seed=0, **array_changes):
-    changes = {"base.seed": seed, "array.init_spread": 0.15, "array.n_max": 10**9, "array.w_max": 2.0,
+    changes = {"base.seed": seed, "array.init": "mid", "array.init_spread": 0.15, "array.n_max": 10**9, "array.w_max": 2.0,
                **{f"array.{k}": v for k, v in array_changes.items()}}
     p = config.with_changes(config.Params(), changes)
     return arr.build(p, spec, sizes)
@@ -135,7 +135,9 @@ def test_values_held_ordering():
         held = ledger.values_held("progressive-held", sizes)
         prog = ledger.values_held("progressive", sizes)
         assert prog <= held <= bp
-    assert ledger.values_held("progressive", [4, 8, 3]) == 8 + 5  # the present layer only
+    # the present layer's δ and input, plus the f'(z) of the layers above it kept by the re-forward
+    assert ledger.values_held("progressive", [4, 8, 3]) == 8 + 5 + 3
+    assert ledger.values_held("progressive", [4, 8, 8, 8, 3]) == 8 + 5 + 8 + 8 + 3
 
 
 def test_zero_error_changes_nothing():
