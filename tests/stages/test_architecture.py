@@ -95,6 +95,24 @@ def test_dvc_params_are_the_sections_each_stage_reads():
         assert declared == reads, (stage, sorted(declared), sorted(reads))
 
 
+# train.* keys a stage does not read from params.yaml: the DVC matrix (train stage) or the sweep spec
+# (sweep stage) gives them
+_TRAIN_NOT_READ = {"train": {"algorithms", "seeds"}, "sweep": {"algorithms", "seeds", "epochs"}}
+
+
+def test_dvc_params_cover_every_train_key():
+    """A train.* key missing from a stage's params would let `dvc repro` serve stale numbers
+    after it changes: the train and sweep stages declare every key of the section they read."""
+    import dataclasses
+
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    keys = {f.name for f in dataclasses.fields(config.Train)}
+    for stage, skip in _TRAIN_NOT_READ.items():
+        body = stages[stage].get("do", stages[stage])
+        declared = {p.split(".", 1)[1] for p in body["params"] if isinstance(p, str) and p.startswith("train.")}
+        assert declared == keys - skip, (stage, sorted(keys - skip - declared), sorted(declared - keys))
+
+
 def test_deps_rewrite_is_idempotent():
     text = (ROOT / "dvc.yaml").read_text()
     assert deps.rewrite(text, deps.expected()) == text
