@@ -45,7 +45,7 @@ def test_d2d_draws_keep_moments_and_correlations(dist):
 
 
 def test_scales_initial_state_and_stuck():
-    p = _params(stuck_fraction=0.1, stuck_high=0.3, init="mid", init_center=0.4, init_spread=0.05, w_max=2.0)
+    p = _params(init="mid", stuck_fraction=0.1, stuck_high=0.3, init_center=0.4, init_spread=0.05, w_max=2.0)
     net = arrays.build(p, _spec(), SIZES)
     dev, g0, ph = net.dev, net.g0, net.ph
     rng_ = dev.g_max - dev.g_min
