@@ -55,6 +55,7 @@ L_PULSES_UP = metrics.LEDGER_SLOT["pulses_up"]
 L_PULSES_DOWN = metrics.LEDGER_SLOT["pulses_down"]
 L_FORWARD = metrics.LEDGER_SLOT["forward_passes"]
 L_VERIFY_READS = metrics.LEDGER_SLOT["verify_reads"]
+L_TRANSFERS = metrics.LEDGER_SLOT["transfers"]
 N_LEDGER = metrics.N_LEDGER
 
 STREAM_EVAL = 50
@@ -70,6 +71,8 @@ class Config(NamedTuple):
     seed: int
     scheme: int = schemes.DIRECT  # update scheme code (training.schemes); float algorithms ignore it
     mp_subtract: int = KS.MP_READBACK  # mixed precision: KS.MP_READBACK or KS.MP_NOMINAL
+    carry_every: int = 1  # carry: samples between transfers
+    carry_rounds: int = 1  # carry: write-verify rounds per pair
 
 
 # The jitted functions take their arguments in three small groups (numba accepts NamedTuples), so
@@ -336,6 +339,12 @@ def run_epoch(g, W, dev, ph, cfg, lrs, X, T, order, step0, every, cnt_up, cnt_dn
             return loss_sum, correct, s, k
         if not flt:
             K.drift(g, dev, ph)
+            if cfg.scheme == schemes.CARRY and (step + 1) % cfg.carry_every == 0:
+                up, dn, nv = KS.carry_transfer(g, dev, ph, cfg.carry_rounds, cfg.seed, step, cnt_up, cnt_dn)
+                ledger[L_PULSES_UP] += up
+                ledger[L_PULSES_DOWN] += dn
+                ledger[L_VERIFY_READS] += nv
+                ledger[L_TRANSFERS] += 1
         loss_sum += loss
         correct += ok
         if (step + 1) % every == 0:
