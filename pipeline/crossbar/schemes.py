@@ -24,7 +24,7 @@ from numba import njit
 
 from ..rng import STREAM_PULSE, STREAM_ROUND, key3
 from ..devices.law import TABLE
-from .layout import MAP_DIFFERENTIAL, MAP_PLANES, SHAPED
+from .layout import MAP_DIFFERENTIAL, MAP_PLANES, POL_DEPRESS, POL_POTENTIATE, SHAPED
 from .reads import weight
 from .updates import _PHI2, _pulses, _route, _table_pulses, _write_rows, potentiate_route
 
@@ -186,3 +186,64 @@ def carry_transfer(g, dev, ph, rounds, seed, step, cnt_up, cnt_dn):
             up += u
             dn += d
     return up, dn, reads
+
+
+# ---------------------------------------------------------------------------------------- refresh
+
+STREAM_REFRESH = 300  # + verify round: pulse keys of the refresh writes
+
+
+@njit(cache=True)
+def refresh(g, dev, ph, margin, rounds, seed, step, cnt_up, cnt_dn):
+    """Refresh of the written pair (``dev.write``) of every cross-point with a device within
+    ``margin`` (fraction of its range) of a bound: read the pair's weight, reset both devices
+    (an ideal reset, counted: to G_min under the ``potentiate`` policy, to G_max under ``depress``,
+    to the middle of the pair's common range under ``alternate``) and program the weight back by
+    write-verify (up to ``rounds`` rounds, stopping below half a step). Returns (pulses up, pulses
+    down, verify reads of a pair, pairs refreshed)."""
+    N = g.shape[1]
+    p, m = dev.write[0], dev.write[1]
+    if p == m:
+        return 0, 0, 0, 0
+    up = 0
+    dn = 0
+    reads = 0
+    nref = 0
+    pot = potentiate_route(ph, step)
+    half = 0.5 * min(ph.dw_pot, ph.dw_dep)
+    for idx in range(N):
+        if dev.stuck[p, idx] != 0 or dev.stuck[m, idx] != 0:
+            continue
+        near = False
+        for q in (p, m):
+            lo, hi = dev.g_min[q, idx], dev.g_max[q, idx]
+            x = (g[q, idx] - lo) / (hi - lo)
+            if x > 1.0 - margin or x < margin:
+                near = True
+        if not near:
+            continue
+        w = _pair_weight(g, dev, ph, idx, p, m)
+        reads += 1
+        nref += 1
+        if ph.policy == POL_POTENTIATE:
+            g[p, idx] = dev.g_min[p, idx]
+            g[m, idx] = dev.g_min[m, idx]
+        elif ph.policy == POL_DEPRESS:
+            g[p, idx] = dev.g_max[p, idx]
+            g[m, idx] = dev.g_max[m, idx]
+        else:
+            lo = max(dev.g_min[p, idx], dev.g_min[m, idx])
+            hi = min(dev.g_max[p, idx], dev.g_max[m, idx])
+            mid = 0.5 * (lo + hi)
+            g[p, idx] = min(max(mid, dev.g_min[p, idx]), dev.g_max[p, idx])
+            g[m, idx] = min(max(mid, dev.g_min[m, idx]), dev.g_max[m, idx])
+        for r in range(rounds):
+            res = w - _pair_weight(g, dev, ph, idx, p, m)
+            reads += 1
+            if abs(res) < half:
+                break
+            u, d = _pulse_pair(g, dev, ph, idx, res, 1.0, p, m, key3(seed, STREAM_REFRESH + r, step), pot,
+                               cnt_up, cnt_dn)
+            up += u
+            dn += d
+    return up, dn, reads, nref

@@ -41,6 +41,7 @@ LEDGER_METRICS: tuple[Metric, ...] = (
     Metric("verify_reads", "cross-point reads", "verify reads of one cross-point's weight (all its devices) "
            "by an update scheme (mixed precision with readback: before and after each write; carry: "
            "write-verify of each pair, counted per pair read) in the epoch", True),
+    Metric("refreshes", "pairs", "device pairs refreshed (read, reset, programmed back) in the epoch", True),
     Metric("transfers", "transfers", "carry transfers of the whole network's LSB pairs into the MSB pairs in the epoch",
            True),
 )

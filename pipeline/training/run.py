@@ -110,7 +110,8 @@ def make_config(p, algorithm: str, seed: int) -> loop.Config:
                        derivative=0 if n.derivative == "exact" else 1, seed=int(seed),
                        scheme=schemes.CODES[t.scheme],
                        mp_subtract=KS.MP_READBACK if t.mp_subtract == "readback" else KS.MP_NOMINAL,
-                       carry_every=int(t.carry_every), carry_rounds=int(t.carry_rounds))
+                       carry_every=int(t.carry_every), carry_rounds=int(t.carry_rounds),
+                       refresh_margin=float(t.refresh_margin))
 
 
 def setup(p, algorithm: str, seed: int, net: arr.Crossbars, data: datasets.Split | None = None) -> Setup:

@@ -310,3 +310,48 @@ def test_carry_resume_is_bit_identical():
     assert whole.g.shape[0] == 4 and led_whole[:, loop.L_TRANSFERS].sum() == 3 * 105 // 7
     assert digest(whole, led_whole) == digest(cut, led_cut)
     assert led_whole[:, loop.L_PULSES_UP].sum() == whole.cnt_up.sum()
+
+
+# ---------------------------------------------------------------------------------------- refresh
+
+
+def test_refresh_resets_pairs_near_a_bound_and_keeps_their_weight():
+    net = make_net([3, 4, 2], spec=IDEAL)
+    dev, ph = net.dev, net.ph._replace(policy=K.POL_POTENTIATE)
+    g = net.g0.copy()
+    near = np.arange(0, g.shape[1], 3)
+    g[0, near] = dev.g_max[0, near] - 0.01 * (dev.g_max[0, near] - dev.g_min[0, near])
+    w_before = _weights(g, dev, ph)
+    cu, cd = np.zeros(g.shape, np.int64), np.zeros(g.shape, np.int64)
+    x = (g - dev.g_min) / (dev.g_max - dev.g_min)
+    expect = ((x > 0.95) | (x < 0.05)).any(axis=0)
+    assert expect[near].all()
+    up, dn, nv, nr = KS.refresh(g, dev, ph, 0.05, 3, 1, 0, cu, cd)
+    assert nr == expect.sum() and up == cu.sum() > 0 and dn == 0 and nv >= 2 * nr
+    assert np.abs(_weights(g, dev, ph) - w_before).max() <= 0.5 * ph.dw_pot * (1 + 1e-9)
+    x = (g - dev.g_min) / (dev.g_max - dev.g_min)
+    assert x[:, expect].min(axis=0).max() < 1e-12  # potentiate policy: each refreshed pair restarts at G_min
+    assert KS.refresh(g, dev, ph, 0.0, 3, 1, 0, cu, cd) == (0, 0, 0, 0)
+
+
+def test_potentiate_policy_with_refresh_counts_and_keeps_devices_off_the_bound():
+    rng = np.random.default_rng(5)
+    g, dev, ph = R.random_array(rng, (4, 6, 3), c2c=0.1, policy=K.POL_POTENTIATE)
+    X = rng.random((10, 4))
+    T = np.eye(3)[rng.integers(0, 3, 10)]
+    out = {}
+    for margin in (0.0, 0.05):
+        cfg = loop.Config(loop.ALGORITHM_CODES["progressive"], loop.SIGMOID, loop.SIGMOID, loop.LOSS_MSE,
+                          loop.DERIV_EXACT, 5, schemes.DIRECT, 0, 1, 3, margin)
+        gg = g.copy()
+        cu, cd = np.zeros(g.shape, np.int64), np.zeros(g.shape, np.int64)
+        led = np.zeros(loop.N_LEDGER, np.int64)
+        loop.run_epoch(gg, np.zeros(g.shape[1]), dev, ph, cfg, np.array([2.0, 2.0]), X, T, np.arange(200) % 10, 0,
+                       10**9, cu, cd, led, np.zeros((1, 1, 1)), np.zeros(1, np.int64))
+        assert led[loop.L_PULSES_UP] == cu.sum() and led[loop.L_PULSES_DOWN] == cd.sum()
+        out[margin] = (gg - dev.g_min) / (dev.g_max - dev.g_min), led
+    x0, led0 = out[0.0]
+    x1, led1 = out[0.05]
+    assert led0[loop.L_REFRESHES] == 0 and led1[loop.L_REFRESHES] > 0
+    assert (x0 > 0.95).mean() > 0.2  # without refresh the potentiate policy drives pairs to the top
+    assert (x1 > 0.95).mean() < (x0 > 0.95).mean() / 2
