@@ -139,6 +139,13 @@ class Train:
                      "(DESIGN §1.6; float algorithms ignore it)")
     mp_subtract: str = _f("readback", choices=MP_SUBTRACT, doc="mixed-precision: take the written change out of "
                           "χ as read back from the devices (noise-free verify reads) or as the nominal n·ε")
+    carry_every: int = _f(10, lo=1, doc="carry: samples between transfers of the LSB pair into the MSB pair")
+    carry_gamma: float = _f(0.25, lo=0.0, hi=1.0, lo_open=True, doc="carry: significance of the LSB pair, "
+                            "W = γ·W_lsb + W_msb")
+    carry_rounds: int = _f(3, lo=1, hi=50, doc="carry: write-verify rounds (program, read back) per pair and transfer")
+    refresh_margin: float = _f(0.0, lo=0.0, hi=0.5, doc="any scheme: refresh a written pair (read, reset, program "
+                               "back by write-verify) when a device is within this fraction of its range from a "
+                               "bound, after every sample (0: never)")
 
 
 @dataclass(frozen=True)

@@ -210,3 +210,35 @@ def network_sizes(n_features: int, hidden: list[int], n_classes: int) -> list[in
         if s < 1:
             raise InputError(f"network.hidden[{k - 1}]", f"got {s}, expected a layer width >= 1")
     return sizes
+
+
+def with_carry_pair(net: Crossbars, gamma: float, seed: int) -> Crossbars:
+    """The ``carry`` scheme's tile (DESIGN §1.6): four planes per cross-point,
+    W = γ·(G0 − G1)/g_scale + (G2 − G3)/g_scale. Planes 2, 3 (the slow MSB pair) are the stored
+    array's devices and initial conductances, so the initial weights are the array's; planes 0, 1
+    (the fast LSB pair that training pulses) are further devices of the same population: the
+    array's own per-device parameters dealt to other cross-points by a seeded permutation (the
+    same empirical device-to-device spread, no re-fit), both devices of a pair started at the
+    middle of their common range (LSB weight 0; where the two ranges do not overlap, the nearest
+    bound). The nominal weight step of a training pulse is then γ × the array's."""
+    dev, ph = net.dev, net.ph
+    if ph.mapping != K.MAP_DIFFERENTIAL:
+        raise InputError("train.scheme", "carry needs the differential mapping (array.mapping: differential)")
+    N = net.g0.shape[1]
+    perm = np.random.default_rng(np.random.SeedSequence([int(seed), 0xCA55])).permutation(N)
+
+    def planes(a):
+        return np.ascontiguousarray(np.concatenate([a[:, perm], a]))
+
+    g_min, g_max = planes(dev.g_min), planes(dev.g_max)
+    lo = np.maximum(g_min[0], g_min[1])
+    hi = np.minimum(g_max[0], g_max[1])
+    mid = 0.5 * (lo + hi)
+    g0 = np.concatenate([np.clip(mid, g_min[0], g_max[0])[None], np.clip(mid, g_min[1], g_max[1])[None], net.g0])
+    coef, ref, write = K.tile(K.MAP_PLANES, 4, coef=(gamma, -gamma, 1.0, -1.0), ref=(0.0,) * 4, write=(0, 1))
+    dev4 = dev._replace(g_min=g_min, g_max=g_max, dg_up=planes(dev.dg_up), dg_down=planes(dev.dg_down),
+                        gamma_up=planes(dev.gamma_up), gamma_down=planes(dev.gamma_down), stuck=planes(dev.stuck),
+                        table=planes(dev.table), coef=coef, ref=ref, write=write)
+    ph4 = ph._replace(mapping=K.MAP_PLANES, dw_pot=ph.dw_pot * gamma, dw_dep=ph.dw_dep * gamma)
+    attrs = dict(net.attrs, carry_gamma=float(gamma), planes=4)
+    return Crossbars(dev4, ph4, np.ascontiguousarray(g0), list(net.sizes), attrs)

@@ -55,6 +55,8 @@ L_PULSES_UP = metrics.LEDGER_SLOT["pulses_up"]
 L_PULSES_DOWN = metrics.LEDGER_SLOT["pulses_down"]
 L_FORWARD = metrics.LEDGER_SLOT["forward_passes"]
 L_VERIFY_READS = metrics.LEDGER_SLOT["verify_reads"]
+L_TRANSFERS = metrics.LEDGER_SLOT["transfers"]
+L_REFRESHES = metrics.LEDGER_SLOT["refreshes"]
 N_LEDGER = metrics.N_LEDGER
 
 STREAM_EVAL = 50
@@ -70,6 +72,9 @@ class Config(NamedTuple):
     seed: int
     scheme: int = schemes.DIRECT  # update scheme code (training.schemes); float algorithms ignore it
     mp_subtract: int = KS.MP_READBACK  # mixed precision: KS.MP_READBACK or KS.MP_NOMINAL
+    carry_every: int = 1  # carry: samples between transfers
+    carry_rounds: int = 1  # carry: write-verify rounds per pair (also of a refresh)
+    refresh_margin: float = 0.0  # any scheme: refresh pairs this close to a bound after every sample (0: off)
 
 
 # The jitted functions take their arguments in three small groups (numba accepts NamedTuples), so
@@ -361,6 +366,19 @@ def run_epoch(g, W, dev, ph, cfg, lrs, X, T, order, step0, every, cnt_up, cnt_dn
             return loss_sum, correct, s, k
         if not flt:
             K.drift(g, dev, ph)
+            if cfg.scheme == schemes.CARRY and (step + 1) % cfg.carry_every == 0:
+                up, dn, nv = KS.carry_transfer(g, dev, ph, cfg.carry_rounds, cfg.seed, step, cnt_up, cnt_dn)
+                ledger[L_PULSES_UP] += up
+                ledger[L_PULSES_DOWN] += dn
+                ledger[L_VERIFY_READS] += nv
+                ledger[L_TRANSFERS] += 1
+            if cfg.refresh_margin > 0.0:
+                up, dn, nv, nr = KS.refresh(g, dev, ph, cfg.refresh_margin, cfg.carry_rounds, cfg.seed, step, cnt_up,
+                                            cnt_dn)
+                ledger[L_PULSES_UP] += up
+                ledger[L_PULSES_DOWN] += dn
+                ledger[L_VERIFY_READS] += nv
+                ledger[L_REFRESHES] += nr
         loss_sum += loss
         correct += ok
         if (step + 1) % every == 0:

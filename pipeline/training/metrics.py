@@ -39,7 +39,11 @@ LEDGER_METRICS: tuple[Metric, ...] = (
     Metric("pulses_down", "pulses", "depression pulses in the epoch", True),
     Metric("forward_passes", "passes", "forward passes through the network in the epoch", True),
     Metric("verify_reads", "cross-point reads", "verify reads of one cross-point's weight (all its devices) "
-           "by an update scheme (mixed precision with readback: before and after each write) in the epoch", True),
+           "by an update scheme (mixed precision with readback: before and after each write; carry: "
+           "write-verify of each pair, counted per pair read) in the epoch", True),
+    Metric("refreshes", "pairs", "device pairs refreshed (read, reset, programmed back) in the epoch", True),
+    Metric("transfers", "transfers", "carry transfers of the whole network's LSB pairs into the MSB pairs in the epoch",
+           True),
 )
 
 PER_EPOCH: tuple[Metric, ...] = EPOCH_METRICS + LEDGER_METRICS

@@ -112,7 +112,9 @@ def make_config(p, algorithm: str, seed: int) -> loop.Config:
                        output=loop.ACTIVATION_CODES[n.output], loss=0 if n.loss == "mse" else 1,
                        derivative=0 if n.derivative == "exact" else 1, seed=int(seed),
                        scheme=schemes.CODES[t.scheme],
-                       mp_subtract=KS.MP_READBACK if t.mp_subtract == "readback" else KS.MP_NOMINAL)
+                       mp_subtract=KS.MP_READBACK if t.mp_subtract == "readback" else KS.MP_NOMINAL,
+                       carry_every=int(t.carry_every), carry_rounds=int(t.carry_rounds),
+                       refresh_margin=float(t.refresh_margin))
 
 
 def setup(p, algorithm: str, seed: int, net: arr.Crossbars, data: datasets.Split | None = None) -> Setup:
@@ -128,6 +130,8 @@ def setup(p, algorithm: str, seed: int, net: arr.Crossbars, data: datasets.Split
         net = dataclasses.replace(net, ph=net.ph._replace(encoding=K.ENCODINGS[entry.encoding]))
     if cfg.scheme == schemes.MIXED_PRECISION:  # requests are whole numbers of nominal steps: rounded to nearest
         net = dataclasses.replace(net, ph=net.ph._replace(encoding=K.ENC_NEAREST))
+    if cfg.scheme == schemes.CARRY and not entry.is_float:  # a second, significance-weighted pair per weight
+        net = arr.with_carry_pair(net, p.train.carry_gamma, p.base.seed)
     lrs = np.asarray(config.layer_lrs(p.train, net.sizes), np.float64)
     k = data.n_classes
     T_train = targets(data.y_train, k, p.network.output)
@@ -286,7 +290,7 @@ def simulate(p, spec, algorithm: str, seed: int) -> dict[str, np.ndarray]:
     data = datasets.load(p.dataset)
     net = arr.build(p, spec, arr.network_sizes(data.n_features, p.network.hidden, data.n_classes))
     su = setup(p, algorithm, seed, net, data)
-    state = State.initial(net)
+    state = State.initial(su.net)  # su.net: the scheme's tile (carry: four planes)
     E = p.train.epochs
     out = {k: np.full(E + 1, np.nan) for k in NAMES}
     for k, v in initial_epoch(su, state, probes=False).metrics.items():

@@ -182,19 +182,19 @@ _PARAMS = ["dataset.name=iris", "network.hidden=[4]", "train.epochs=3", "train.s
            "record.probes=0"]
 
 
-def _iris_run(epochs_split, subtract="readback", drop_chi=False):
+def _iris_run(epochs_split, subtract="readback", drop_chi=False, extra=()):
     """Train progressive + mixed precision on iris (the bundled soft-bounds device)
     in pieces, through a checkpoint file between pieces (``drop_chi``: forget χ there); returns
     the final state and the per-epoch ledgers."""
     from pipeline.crossbar import arrays as arr
     from pipeline.devices import spec as dspec
     import tempfile
-    p = config.load(ROOT / "params.yaml", overrides=_PARAMS + [f"train.mp_subtract={subtract}"])
+    p = config.load(ROOT / "params.yaml", overrides=_PARAMS + [f"train.mp_subtract={subtract}", *extra])
     data = datasets.load(p.dataset)
     spec = dspec.read(ROOT / "data" / "devices" / "ecram-softbounds.yaml")
     net = arr.build(p, spec, arr.network_sizes(data.n_features, p.network.hidden, data.n_classes))
     su = run.setup(p, "progressive", 1, net, data)
-    state = run.State.initial(net)
+    state = run.State.initial(su.net)
     first = 1
     leds = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -242,3 +242,116 @@ def test_one_and_two_threads_bit_identical():
         out.append(res.stdout.split())
     assert out[0][0] == "1" and out[1][0] == "2"
     assert out[0][1] == out[1][1]
+
+
+# ------------------------------------------------------------------------------------------ carry
+
+
+def _carry_net(gamma, spec=IDEAL, sizes=(3, 4, 2)):
+    from pipeline.crossbar import arrays as arr
+    net = make_net(list(sizes), spec=spec)
+    return arr.with_carry_pair(net, gamma, 0)
+
+
+@pytest.mark.parametrize("gamma", [1.0, 0.25])
+def test_carry_transfer_keeps_the_weight_and_empties_the_lsb(gamma):
+    """Ideal devices: a transfer moves the LSB's contribution into the MSB and leaves the weight
+    unchanged to half an LSB step; the LSB keeps less than one MSB step."""
+    net = _carry_net(gamma)
+    g, dev, ph = net.g0.copy(), net.dev, net.ph
+    w_init = _weights(g, dev, ph)
+    np.testing.assert_allclose(w_init, _weights(net.g0[2:], dev._replace(coef=dev.coef[2:], ref=dev.ref[2:]), ph),
+                               atol=1e-12)  # the LSB starts at zero: the initial weights are the MSB's
+    cu, cd = np.zeros(g.shape, np.int64), np.zeros(g.shape, np.int64)
+    assert KS.carry_transfer(g.copy(), dev, ph, 3, 1, 0, cu, cd)[:2] == (0, 0)  # nothing to carry
+    rng = np.random.default_rng(2)
+    d, a = _requests(rng, dev, 0, 0.2)
+    K.update_layer_serial(g, dev, ph, 0, d, a, 1.0, 1, 1, cu, cd)
+    K.update_layer_serial(g, dev, ph, 1, *_requests(rng, dev, 1, 0.2), 1.0, 1, 2, cu, cd)
+    lsb = gamma * (g[0] - g[1]) / ph.g_scale
+    assert np.abs(lsb).max() > 20 * ph.dw_pot  # the LSB holds many steps
+    w_before = _weights(g, dev, ph)
+    n0 = cu.sum() + cd.sum()
+    up, dn, nv = KS.carry_transfer(g, dev, ph, 3, 1, 5, cu, cd)
+    assert up + dn == cu.sum() + cd.sum() - n0 > 0 and nv > 0
+    eps = max(ph.dw_pot, ph.dw_dep)  # an LSB step in weight units
+    assert np.abs(_weights(g, dev, ph) - w_before).max() <= 0.5 * eps * (1 + 1e-9)
+    assert np.abs(gamma * (g[0] - g[1]) / ph.g_scale).max() <= (0.5 / gamma + 0.5) * eps * (1 + 1e-9)
+    assert np.all((g >= dev.g_min) & (g <= dev.g_max))
+
+
+def test_carry_on_ideal_device_trains_like_float():
+    net = _carry_net(0.5, sizes=(4, 5, 3))
+    rng = np.random.default_rng(4)
+    X = rng.random((12, 4))
+    T = np.eye(3)[rng.integers(0, 3, 12)]
+    W0 = _weights(net.g0, net.dev, net.ph)
+    _, Wf, *_ = _train(net, "progressive-float", schemes.DIRECT, W0, X, T, 36, [0.5, 0.5])
+    cfg = loop.Config(loop.ALGORITHM_CODES["progressive"], loop.SIGMOID, loop.SIGMOID, loop.LOSS_MSE,
+                      loop.DERIV_EXACT, 5, schemes.CARRY, 0, 4, 3)
+    g = net.g0.copy()
+    cu, cd = np.zeros(g.shape, np.int64), np.zeros(g.shape, np.int64)
+    led = np.zeros(loop.N_LEDGER, np.int64)
+    loop.run_epoch(g, W0.copy(), net.dev, net.ph, cfg, np.array([0.5, 0.5]), X, T, np.arange(36) % 12, 0, 10**9,
+                   cu, cd, led, np.zeros((1, 1, 1)), np.zeros(1, np.int64))
+    assert led[loop.L_TRANSFERS] == 9
+    assert led[loop.L_PULSES_UP] == cu.sum() and led[loop.L_PULSES_DOWN] == cd.sum()
+    assert cu[2:].sum() + cd[2:].sum() > 0  # the MSB was written (by the transfers only)
+    eps = max(net.ph.dw_pot, net.ph.dw_dep)
+    moved = np.abs(Wf - W0).max()
+    err = np.abs(_weights(g, net.dev, net.ph) - Wf).max()
+    assert moved > 0.05 and err < 20 * eps, (err, eps)
+
+
+def test_carry_resume_is_bit_identical():
+    extra = ("train.scheme=carry", "train.carry_every=7")
+    whole, led_whole = _iris_run([3], extra=extra)
+    cut, led_cut = _iris_run([1, 3], extra=extra)
+    assert whole.g.shape[0] == 4 and led_whole[:, loop.L_TRANSFERS].sum() == 3 * 105 // 7
+    assert digest(whole, led_whole) == digest(cut, led_cut)
+    assert led_whole[:, loop.L_PULSES_UP].sum() == whole.cnt_up.sum()
+
+
+# ---------------------------------------------------------------------------------------- refresh
+
+
+def test_refresh_resets_pairs_near_a_bound_and_keeps_their_weight():
+    net = make_net([3, 4, 2], spec=IDEAL)
+    dev, ph = net.dev, net.ph._replace(policy=K.POL_POTENTIATE)
+    g = net.g0.copy()
+    near = np.arange(0, g.shape[1], 3)
+    g[0, near] = dev.g_max[0, near] - 0.01 * (dev.g_max[0, near] - dev.g_min[0, near])
+    w_before = _weights(g, dev, ph)
+    cu, cd = np.zeros(g.shape, np.int64), np.zeros(g.shape, np.int64)
+    x = (g - dev.g_min) / (dev.g_max - dev.g_min)
+    expect = ((x > 0.95) | (x < 0.05)).any(axis=0)
+    assert expect[near].all()
+    up, dn, nv, nr = KS.refresh(g, dev, ph, 0.05, 3, 1, 0, cu, cd)
+    assert nr == expect.sum() and up == cu.sum() > 0 and dn == 0 and nv >= 2 * nr
+    assert np.abs(_weights(g, dev, ph) - w_before).max() <= 0.5 * ph.dw_pot * (1 + 1e-9)
+    x = (g - dev.g_min) / (dev.g_max - dev.g_min)
+    assert x[:, expect].min(axis=0).max() < 1e-12  # potentiate policy: each refreshed pair restarts at G_min
+    assert KS.refresh(g, dev, ph, 0.0, 3, 1, 0, cu, cd) == (0, 0, 0, 0)
+
+
+def test_potentiate_policy_with_refresh_counts_and_keeps_devices_off_the_bound():
+    rng = np.random.default_rng(5)
+    g, dev, ph = R.random_array(rng, (4, 6, 3), c2c=0.1, policy=K.POL_POTENTIATE)
+    X = rng.random((10, 4))
+    T = np.eye(3)[rng.integers(0, 3, 10)]
+    out = {}
+    for margin in (0.0, 0.05):
+        cfg = loop.Config(loop.ALGORITHM_CODES["progressive"], loop.SIGMOID, loop.SIGMOID, loop.LOSS_MSE,
+                          loop.DERIV_EXACT, 5, schemes.DIRECT, 0, 1, 3, margin)
+        gg = g.copy()
+        cu, cd = np.zeros(g.shape, np.int64), np.zeros(g.shape, np.int64)
+        led = np.zeros(loop.N_LEDGER, np.int64)
+        loop.run_epoch(gg, np.zeros(g.shape[1]), dev, ph, cfg, np.array([2.0, 2.0]), X, T, np.arange(200) % 10, 0,
+                       10**9, cu, cd, led, np.zeros((1, 1, 1)), np.zeros(1, np.int64))
+        assert led[loop.L_PULSES_UP] == cu.sum() and led[loop.L_PULSES_DOWN] == cd.sum()
+        out[margin] = (gg - dev.g_min) / (dev.g_max - dev.g_min), led
+    x0, led0 = out[0.0]
+    x1, led1 = out[0.05]
+    assert led0[loop.L_REFRESHES] == 0 and led1[loop.L_REFRESHES] > 0
+    assert (x0 > 0.95).mean() > 0.2  # without refresh the potentiate policy drives pairs to the top
+    assert (x1 > 0.95).mean() < (x0 > 0.95).mean() / 2
