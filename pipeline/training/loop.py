@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
+from numba import njit, uint64
 
 from ..crossbar import kernels as K
 from ..crossbar import schemes as KS
@@ -165,22 +165,28 @@ def _float_fwd(W, dev, layer, x, y):
 
 @njit(cache=True)
 def _float_tr(W, dev, layer, d, x):
+    """x = W_lᵀ d, each column summed over rows in order; unsigned indices (no negative-index
+    wraparound), so LLVM vectorises across the independent columns: the same bits."""
     r, c, o = dev.rows[layer], dev.cols[layer], dev.off[layer]
     for j in range(c):
         x[j] = 0.0
+    uc = uint64(c)
     for i in range(r):
-        base = o + i * c
-        for j in range(c):
-            x[j] += W[base + j] * d[i]
+        base = uint64(o + i * c)
+        di = d[i]
+        for j in range(uint64(0), uc):
+            x[j] += W[base + j] * di
 
 
 @njit(cache=True)
 def _float_update(W, dev, layer, d, a, lr):
+    """W_l += (-lr·d)·aᵀ elementwise; unsigned indices so the row loop vectorises (same bits)."""
     r, c, o = dev.rows[layer], dev.cols[layer], dev.off[layer]
+    uc = uint64(c)
     for i in range(r):
-        base = o + i * c
+        base = uint64(o + i * c)
         s = -lr * d[i]
-        for j in range(c):
+        for j in range(uint64(0), uc):
             W[base + j] += s * a[j]
 
 

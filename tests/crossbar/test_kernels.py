@@ -154,3 +154,13 @@ def test_fast_reads_are_the_dense_in_order_sums_to_the_bit(mapping):
         y = np.empty(r)
         loop._float_fwd(W, dev, layer, x, y)
         assert np.array_equal(y, _in_order(W[o:o + r * c].reshape(r, c) * x[None, :], 1)), layer
+        # its float transposed read and update (vectorised row loops): in-order column sums, and
+        # W += (-lr·d)·aᵀ elementwise, to the bit
+        Wl = W[o:o + r * c].reshape(r, c)
+        xt = np.empty(c)
+        loop._float_tr(W, dev, layer, d, xt)
+        assert np.array_equal(xt, _in_order(Wl * d[:, None], 0)), layer
+        want_W = W.copy()
+        want_W[o:o + r * c] += ((-0.3 * d)[:, None] * x[None, :]).ravel()
+        loop._float_update(W, dev, layer, d, x, 0.3)
+        assert np.array_equal(W, want_W), layer
