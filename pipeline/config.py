@@ -123,8 +123,8 @@ class Dataset:
 
 @dataclass(frozen=True)
 class Train:
-    algorithms: list[str] = _f(["progressive", "progressive-held", "backprop", "backprop-float", "progressive-float"],
-                                choices=ALGORITHMS)
+    algorithms: list[str] = _f(["progressive", "progressive-held", "backprop", "backprop-float", "progressive-float",
+                                "progressive+mixed-precision"], choices=ALGORITHMS)
     seeds: list[int] = _f([0, 1, 2, 3, 4], lo=0)
     epochs: int = _f(40, lo=1)
     lr: list[float] = _f([0.3], lo=0.0, lo_open=True, doc="one rate, or one per layer (output layer last); lr_rule none")
