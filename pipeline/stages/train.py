@@ -118,7 +118,7 @@ class Recorder:
         mixed-precision accumulator ``chi_<l>`` of every layer (device algorithms only)."""
         sc = su.scheme_entry
         self.s.set_attrs(scheme=sc.name, scheme_digital_per_weight=0.0 if flt else sc.digital_per_weight,
-                         scheme_planes=sc.planes)
+                         scheme_planes=0 if flt else sc.planes)
         if flt or sc.digital_per_weight == 0:
             return
         for l in range(su.net.n_layers):
