@@ -113,3 +113,24 @@ def test_unit_scale_needs_a_declared_full_scale(tmp_path):
     assert od.x_train.max() == 1.0 and np.array_equal(np.round(od.x_train * 16.0) / 16.0, od.x_train)
     with pytest.raises(InputError, match="dataset.full_scale"):
         config.build(config.Dataset, {"full_scale": -1.0}, "dataset")
+
+
+def test_mnist_sweep_profile_is_the_scaling_study_and_default_is_unchanged():
+    from pipeline import sweep
+
+    p = config.load(ROOT / "params.yaml")
+    dev = ROOT / "data" / "devices" / "ecram-softbounds.yaml"
+    m = config.with_changes(p, {"base.profile": "mnist"})
+    depth, width = sweep.resolve(m, "depth", device=dev), sweep.resolve(m, "width", device=dev)
+    for sw in (depth, width):
+        assert sw.profile == "mnist" and sw.dataset == "mnist" and len(sw.seeds) >= 3
+        assert set(sw.algorithms) == {"progressive", "backprop", "progressive-float", "backprop-float"}
+        t = sw.tasks[0].params
+        assert t.train.lr_rule == "fan-in" and t.dataset.scale == "unit"
+        assert (t.network.output, t.network.loss) == ("softmax", "ce")
+        assert t.dataset.max_train == 0 and t.dataset.max_test == 0  # full 60k / 10k
+    assert sorted({len(t.params.network.hidden) for t in depth.tasks}) == [1, 2, 3, 4]
+    assert {w for t in depth.tasks for w in t.params.network.hidden} == {256}
+    assert sorted({tuple(t.params.network.hidden) for t in width.tasks}) == [(64,), (128,), (256,), (512,), (1024,)]
+    d = sweep.resolve(config.with_changes(p, {"base.profile": "default"}), "depth", device=dev)
+    assert d.dataset != "mnist" and all(t.params.train.lr_rule == "none" for t in d.tasks)
