@@ -86,11 +86,11 @@ def make(out: Path, data: dict, fp) -> list[Path]:
     scheme_names = list(dict.fromkeys(r["scheme"] for r in hw))
     algs = list(dict.fromkeys(r["algorithm"] for r in hw))
     fig = plt.figure(figsize=(16, 6.6))
-    gs = fig.add_gridspec(1, 3, width_ratios=(1, 1, 1.15), wspace=0.28, bottom=0.2, top=0.88, left=0.05, right=0.99)
+    gs = fig.add_gridspec(1, 3, width_ratios=(1, 1, 1.5), wspace=0.22, bottom=0.2, top=0.88, left=0.05, right=0.995)
     for k, (xkey, xlabel, title) in enumerate((
             ("storage_per_weight", "digital values held per weight\n(scheme's per-weight state + order's per-sample "
                                    "values / weights)", "(a) accuracy vs storage"),
-            ("pulses_per_sample", "pulses per training sample (whole network)", "(b) accuracy vs pulses"))):
+            ("pulses_per_sample", "pulses per training sample (whole network, log)", "(b) accuracy vs pulses"))):
         ax = fig.add_subplot(gs[0, k])
         for r in hw:
             if r[xkey] is None or r["acc_mean"] is None:
@@ -102,8 +102,8 @@ def make(out: Path, data: dict, fp) -> list[Path]:
                 ax.axhline(r["acc_mean"], color=color(r["algorithm"]), ls="--", lw=1.0)
                 ax.axhspan(r["acc_mean"] - r["acc_sd"], r["acc_mean"] + r["acc_sd"], color=color(r["algorithm"]),
                            alpha=0.08, lw=0)
-        if k == 0:
-            ax.set_xscale("log")
+        ax.set_xscale("log")
+        ax.minorticks_off()
         handles = [plt.Line2D([], [], color="#444444", marker=MARKERS[i % len(MARKERS)], ls="none", label=s)
                    for i, s in enumerate(scheme_names)]
         handles += [plt.Line2D([], [], color=color(a), marker="s", ls="none", label=a) for a in algs]
@@ -113,11 +113,12 @@ def make(out: Path, data: dict, fp) -> list[Path]:
         ax.set(xlabel=xlabel, ylabel="final test accuracy (hardware inference)", title=title)
     ax = fig.add_subplot(gs[0, 2])
     ax.axis("off")
-    head = ["order / algorithm", "scheme", "acc (mean ± sd)", "digital/w", "held/sample", "devices/w", "pulses/sample"]
-    cells = [[r["algorithm"], r["scheme"], f"{r['acc_mean']:.3f} ± {r['acc_sd']:.3f}" if r["acc_mean"] is not None
+    head = ["algorithm", "scheme", "test acc", "digital/w", "held/sample", "devices/w", "pulses/sample"]
+    cells = [[r["algorithm"], r["scheme"], f"{r['acc_mean']:.3f}±{r['acc_sd']:.3f}" if r["acc_mean"] is not None
               else "n/a", f"{r['digital_per_weight']:g}", str(r["values_held_per_sample"]), str(r["analog_per_weight"]),
               "—" if r["pulses_per_sample"] is None else f"{r['pulses_per_sample']:.0f}"] for r in recs]
-    table = ax.table(cellText=cells, colLabels=head, loc="upper center", cellLoc="center")
+    table = ax.table(cellText=cells, colLabels=head, loc="upper center", cellLoc="center",
+                     colWidths=[0.2, 0.2, 0.16, 0.1, 0.11, 0.1, 0.13])
     table.auto_set_font_size(False)
     table.set_fontsize(7)
     table.scale(1.0, 1.25)

@@ -40,12 +40,12 @@ REGISTRY: tuple[Scheme, ...] = (
            "a float64 accumulator χ per weight gathers ΔW; n = trunc(χ/ε) pulses of the nominal step ε when "
            "|χ| ≥ ε, then the written change leaves χ: read back from the devices (noise-free verify read, "
            "two per written weight) or the nominal n·ε (Nandakumar et al. 2020; Le Gallo et al. 2018)",
-           1.0, 2, ("mp_subtract",), "s", "#1f77b4"),
+           1.0, 2, ("mp_subtract",), "s", "#17becf"),
     Scheme("carry", 2,
            "four devices per weight, W = γ·W_lsb + W_msb: training pulses the fast LSB pair; every carry_every "
            "samples the LSB is read, moved into the slow MSB pair by write-verify and programmed back to the "
            "residual (Agarwal et al. 2017; Ambrogio et al. 2018); analog storage only",
-           0.0, 4, ("carry_every", "carry_gamma", "carry_rounds"), "^", "#2ca02c"),
+           0.0, 4, ("carry_every", "carry_gamma", "carry_rounds"), "^", "#bcbd22"),
 )
 
 NAMES: tuple[str, ...] = tuple(s.name for s in REGISTRY)

@@ -32,6 +32,8 @@ def test_dvc_repro_tiny(tmp_path):
     params["sweeps"]["defaults"]["epochs"] = 1
     params["sweeps"]["defaults"]["seeds"] = [0]
     params["sweeps"]["defaults"]["set"].update({"dataset.max_train": 60, "dataset.max_test": 60})
+    params["sweeps"]["schemes"].update({"epochs": 1, "seeds": [0]})
+    params["sweeps"]["schemes"]["set"].update({"dataset.max_train": 60, "dataset.max_test": 60})
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     bindir = str(Path(sys.executable).parent)
     env = dict(os.environ, PATH=bindir + os.pathsep + os.environ.get("PATH", ""), PYTHONPATH=str(repo),
@@ -44,11 +46,12 @@ def test_dvc_repro_tiny(tmp_path):
     outs = ["results/device/device.yaml", "results/device/fit.zarr", "results/device/metrics.json",
             "results/arrays/arrays.zarr", "results/train/progressive-0/run.zarr", "results/train/backprop-float-0/run.zarr",
             "results/eval/eval.zarr", "results/eval/metrics.json", "results/eval/curves/progressive.csv",
-            *(f"results/sweeps/{name}.zarr" for name in ("depth", "width", "lr", "states", "asymmetry", "c2c"))]
+            *(f"results/sweeps/{name}.zarr" for name in ("depth", "width", "lr", "states", "asymmetry", "c2c", "schemes"))]
     assert set(dvc_yaml["stages"]) == {"fit", "instantiate", "train", "evaluate", "sweep", "figures"}
     for out in outs:
         assert (repo / out).exists(), out
-    for fig in ("fig1_storage", "fig2_device", "fig3_insitu_error", "fig4_hardware_training", "fig5_scaling"):
+    for fig in ("fig1_storage", "fig2_device", "fig3_insitu_error", "fig4_hardware_training", "fig5_scaling",
+                "fig6_schemes"):
         png = repo / "results" / "figures" / f"{fig}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000, fig
         assert (repo / "results" / "figures" / f"{fig}.pdf").stat().st_size > 1000

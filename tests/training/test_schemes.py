@@ -144,7 +144,7 @@ def _train(net, alg, scheme, W, X, T, steps, lrs, subtract=KS.MP_READBACK):
     led = np.zeros(loop.N_LEDGER, np.int64)
     order = np.arange(steps, dtype=np.int64) % X.shape[0]
     loop.run_epoch(g, W, net.dev, ph, cfg, np.asarray(lrs, float), X, T, order, 0, 10**9, cu, cd, led,
-                   np.zeros((1, 1, 1)), np.zeros(1, np.int64), chi)
+                   np.zeros((1, 1, 1)), np.zeros(1, np.int64), 0.0, chi)
     return g, W, chi, cu, cd, led, ph
 
 
