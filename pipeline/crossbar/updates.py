@@ -9,6 +9,7 @@ from numba import njit, prange, uint64
 
 from ..devices.law import POWER, SOFT_BOUNDS, TABLE, clip, parametric_step, table_step
 from ..rng import STREAM_PULSE, STREAM_ROUND, key3, subkey, uniform
+from .reads import nonzero  # noqa: F401  (also the write path's column compaction: skipped columns get ΔW = ±0 or NaN, no pulse, and draws are keyed on the device)
 from .layout import (ENC_FLOOR, ENC_NEAREST, ENC_STOCHASTIC, MAP_DIFFERENTIAL, MAP_PLANES, MAP_REFERENCE, POL_ALTERNATE,
                      POL_POTENTIATE, SHAPED)
 
@@ -86,21 +87,6 @@ def potentiate_route(ph, step):
 
 
 ROW_BLOCK = 8  # rows per task of the threaded update
-
-
-@njit(cache=True)
-def nonzero(a, c):
-    """``(nz, m)``: the indices ``j < c`` with ``a[j] != 0`` (NaN included) in increasing order, in
-    ``nz[:m]``. A write skips the other columns: there ΔW_ij = s·a_j is ±0 (no pulse) or NaN (a
-    non-finite s; no pulse either), and every draw is keyed on the device, not on a running
-    counter, so skipping them changes no random number and no result."""
-    nz = np.empty(c, np.int64)
-    m = 0
-    for j in range(c):
-        if a[j] != 0.0:
-            nz[m] = j
-            m += 1
-    return nz, m
 
 
 @njit(cache=True, error_model="numpy")

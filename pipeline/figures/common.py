@@ -57,6 +57,17 @@ def save(fig, out: Path, name: str, formats: list[str], dpi: int) -> list[Path]:
     return paths
 
 
+def save_json(out: Path, name: str, obj) -> Path:
+    """Write ``obj`` as ``out/<name>.json`` (sorted keys, atomic): the numbers behind a figure."""
+    import json
+
+    path = out / f"{name}.json"
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n")
+    tmp.replace(path)
+    return path
+
+
 def describe_params(attrs: dict) -> str:
     """A one-line summary of the params stored with evaluated results."""
     pr = attrs.get("params", {})

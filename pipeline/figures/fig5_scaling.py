@@ -11,12 +11,11 @@ true``) and draws the panels whose store exists. Also writes ``fig5_scaling.json
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from .common import caption, color, linestyle, plt, save
+from .common import caption, color, save_json, linestyle, plt, save
 
 NAME = "fig5_scaling"
 CLAIM = ("the approach scales to large and deep networks: on optdigits, progressive GD reaches the accuracy of "
@@ -187,8 +186,4 @@ def make(out: Path, data: dict, fp) -> list[Path]:
     fig.suptitle("Figure 5 — scaling: depth, width, learning rate and device non-idealities (optdigits)", fontsize=12)
     caption(fig, CLAIM, _produced_by(stores))
     paths = save(fig, out, NAME, list(fp.formats), fp.dpi)
-    jpath = out / f"{NAME}.json"
-    tmp = jpath.with_name(f".{jpath.name}.tmp")
-    tmp.write_text(json.dumps(numbers, indent=1, sort_keys=True) + "\n")
-    tmp.replace(jpath)
-    return paths + [jpath]
+    return paths + [save_json(out, NAME, numbers)]

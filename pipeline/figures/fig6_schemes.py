@@ -11,14 +11,13 @@ plotted number.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from ..training import algorithms, schemes
 from ..training import ledger as ledger_mod
-from .common import caption, color, plt, save
+from .common import caption, color, save_json, plt, save
 
 NAME = "fig6_schemes"
 CLAIM = ("a scheme in which progressive GD keeps its no-storage property (no digital value per weight) and still "
@@ -132,8 +131,4 @@ def make(out: Path, data: dict, fp) -> list[Path]:
     fig.suptitle("Figure 6 — update schemes: accuracy against the storage and pulses they cost", fontsize=12)
     caption(fig, CLAIM, produced)
     paths = save(fig, out, NAME, list(fp.formats), fp.dpi)
-    jpath = out / f"{NAME}.json"
-    tmp = jpath.with_name(f".{jpath.name}.tmp")
-    tmp.write_text(json.dumps(recs, indent=1, sort_keys=True) + "\n")
-    tmp.replace(jpath)
-    return paths + [jpath]
+    return paths + [save_json(out, NAME, recs)]
