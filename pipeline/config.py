@@ -100,16 +100,16 @@ class Array:
 
 @dataclass(frozen=True)
 class Network:
-    hidden: list[int] = _f([8], lo=1, doc="hidden layer widths (empty: single layer)")
+    hidden: list[int] = _f([16], lo=1, doc="hidden layer widths (empty: single layer)")
     activation: str = _f("sigmoid", choices=ACTIVATIONS[:-2])
-    output: str = _f("sigmoid", choices=("sigmoid", "tanh", "identity", "softmax"))
-    loss: str = _f("mse", choices=("mse", "ce"))
+    output: str = _f("softmax", choices=("sigmoid", "tanh", "identity", "softmax"))
+    loss: str = _f("ce", choices=("mse", "ce"))
     derivative: str = _f("exact", choices=("exact", "hardware"), doc="hardware: a piecewise-constant approximation of f'")
 
 
 @dataclass(frozen=True)
 class Dataset:
-    name: str = _f("iris", doc="iris | optdigits | mnist | xor | a path to CSV/NPZ or an IDX folder "
+    name: str = _f("optdigits", doc="iris | optdigits | mnist | xor | a path to CSV/NPZ or an IDX folder "
                    "(train-* with t10k-*, or one images/labels pair)")
     test_fraction: float = _f(0.3, lo=0.0, hi=1.0, lo_open=True, hi_open=True,
                               doc="test share for sources without a fixed split")
@@ -126,8 +126,8 @@ class Train:
     algorithms: list[str] = _f(["progressive", "progressive-held", "backprop", "backprop-float", "progressive-float",
                                 "progressive+mixed-precision"], choices=ALGORITHMS)
     seeds: list[int] = _f([0, 1, 2, 3, 4], lo=0)
-    epochs: int = _f(40, lo=1)
-    lr: list[float] = _f([0.3], lo=0.0, lo_open=True, doc="one rate, or one per layer (output layer last); lr_rule none")
+    epochs: int = _f(10, lo=1)
+    lr: list[float] = _f([0.1], lo=0.0, lo_open=True, doc="one rate, or one per layer (output layer last); lr_rule none")
     lr_rule: str = _f("none", choices=("none", "fan-in"),
                       doc="none: the rates of train.lr; fan-in: layer l gets lr_base / fan_in_l (inputs + bias)")
     lr_base: float = _f(4.0, lo=0.0, lo_open=True, doc="lr_rule fan-in: the base rate divided by each layer's fan-in")

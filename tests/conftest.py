@@ -15,6 +15,40 @@ sys.path.insert(0, str(ROOT))
 import pipeline  # noqa: E402,F401  (first: keys the numba cache folder before numba is imported)
 
 
+# The iris experiment (4-8-3, sigmoid/MSE, lr 0.3, 40 epochs): the default before optdigits 64-16-10 and
+# the named alternative of README (Default experiment). Tests build on it so they stay small and fast;
+# a test's own changes go on top.
+IRIS = {"dataset.name": "iris", "network.hidden": [8], "network.output": "sigmoid", "network.loss": "mse",
+        "train.epochs": 40, "train.lr": [0.3]}
+
+
+def iris_params(changes: dict | None = None):
+    """``config.Params()`` with the iris experiment, then ``changes`` (dotted keys)."""
+    from pipeline import config
+
+    return config.with_changes(config.Params(), {**IRIS, **(changes or {})})
+
+
+def iris_overrides(*extra: str) -> list[str]:
+    """The iris experiment as ``--set key=value`` overrides (for ``config.load`` or the CLI), then ``extra``."""
+    import json
+
+    return [f"{k}={json.dumps(v) if isinstance(v, list) else v}" for k, v in IRIS.items()] + list(extra)
+
+
+def iris_yaml(text: str = "") -> str:
+    """A params.yaml text: the iris experiment, with the sections of ``text`` merged over it key by key."""
+    import yaml
+
+    raw: dict = {}
+    for key, value in IRIS.items():
+        section, name = key.split(".")
+        raw.setdefault(section, {})[name] = value
+    for section, keys in (yaml.safe_load(text) or {}).items():
+        raw[section] = {**raw.get(section, {}), **keys} if isinstance(keys, dict) else keys
+    return yaml.safe_dump(raw, sort_keys=False)
+
+
 COPY_SKIP = {".git", ".venv", ".cache", ".dvc/cache", ".dvc/tmp", "results", ".pytest_cache", ".hypothesis",
              "__pycache__"}
 

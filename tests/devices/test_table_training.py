@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import iris_overrides
 from pipeline import config, datasets
 from pipeline.crossbar import arrays
 from pipeline.devices import spec as dspec
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.skipif(not SRC.exists(), reason="no bundled look-up tab
 
 
 def _params(*sets):
-    raw = config.apply_overrides(config.read_yaml(ROOT / "params.yaml"), ["train.epochs=40", *sets])
+    raw = config.apply_overrides(config.read_yaml(ROOT / "params.yaml"), iris_overrides(*sets))  # iris 4-8-3, 40 epochs
     return config._build_top(raw, "params.yaml")
 
 

@@ -8,7 +8,7 @@ import gzip
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, iris_yaml, run_cli
 from pipeline.devices import spec
 
 READ_V = 0.1
@@ -41,10 +41,10 @@ def measured(tmp_path_factory):
     assert code == 0, text
     _rewrite(d / "pulses.csv.gz", d / "pulses_uS.csv", "conductance_uS", 1e6)
     _rewrite(d / "pulses.csv.gz", d / "pulses_current.csv", "current_A", READ_V, extra="read_voltage_V")
-    (d / "params.yaml").write_text(
+    (d / "params.yaml").write_text(iris_yaml(  # the iris experiment: small and fast
         "characterization:\n  source: DIR/pulses_uS.csv\n"
         "train:\n  epochs: 2\n  seeds: [0]\n  algorithms: [progressive, backprop-float]\n"
-        "record:\n  probes: 4\n".replace("DIR", str(d)))
+        "record:\n  probes: 4\n".replace("DIR", str(d))))
     return d
 
 

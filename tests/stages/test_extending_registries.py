@@ -126,8 +126,10 @@ SCRIPT = textwrap.dedent(f"""\
     spec = dspec.read("device.yaml")
     out["spec_model"] = spec.model
 
-    # params: a tiny network on a few iris samples, one epoch; the new algorithm is a valid choice
+    # params: a tiny network on a few iris samples (sigmoid/MSE, as tests/conftest.py IRIS), one epoch;
+    # the new algorithm is a valid choice
     p = config.with_changes(config.Params(), {{
+        "dataset.name": "iris", "network.output": "sigmoid", "network.loss": "mse", "train.lr": [0.3],
         "network.hidden": [3], "dataset.max_train": 24, "dataset.max_test": 12, "train.epochs": 1,
         "train.seeds": [0], "train.algorithms": [ALGORITHM, "backprop"], "record.probes": 0,
         "array.init_spread": 0.2}})

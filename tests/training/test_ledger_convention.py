@@ -6,7 +6,8 @@ kernels' counters."""
 import numpy as np
 import pytest
 
-from pipeline import config, datasets
+from conftest import iris_params
+from pipeline import datasets
 from pipeline.crossbar import arrays
 from pipeline.devices import spec as dspec
 from pipeline.training import algorithms, ledger
@@ -40,8 +41,7 @@ def test_convention_per_weight_fields_come_from_the_scheme():
 
 @pytest.mark.parametrize("hidden", [[3], [3, 3]])
 def test_formulas_equal_the_kernel_counters(hidden):
-    p = config.with_changes(config.Params(), {"network.hidden": hidden, "dataset.max_train": 12, "dataset.max_test": 6,
-                                              "train.epochs": 1})
+    p = iris_params({"network.hidden": hidden, "dataset.max_train": 12, "dataset.max_test": 6, "train.epochs": 1})
     data = datasets.load(p.dataset)
     spec = dspec.from_dict({"model": "soft-bounds", "population": POP, "c2c_std": 0.1})
     sizes = arrays.network_sizes(data.n_features, hidden, data.n_classes)

@@ -13,7 +13,7 @@ from pipeline.errors import InputError
 def test_default_rule_keeps_train_lr():
     t = config.Train()
     assert t.lr_rule == "none"
-    assert config.layer_lrs(t, [4, 8, 3]) == [0.3, 0.3]
+    assert config.layer_lrs(t, [4, 8, 3]) == [t.lr[0]] * 2  # one rate: every layer gets it
     t2 = config.with_changes(t, {"lr": [0.1, 0.2, 0.3]})
     assert config.layer_lrs(t2, [64, 32, 16, 10]) == [0.1, 0.2, 0.3]
     with pytest.raises(InputError, match="train.lr"):
@@ -42,12 +42,12 @@ def test_rule_params_are_validated_in_one_line():
 
 
 def test_setup_uses_the_rule():
-    from conftest import ROOT
+    from conftest import ROOT, iris_params
     from pipeline.crossbar import arrays as arr
     from pipeline.devices import spec as dspec
     from pipeline.training import run
 
-    p = config.with_changes(config.Params(), {"network.hidden": [6, 5], "train.lr_rule": "fan-in", "train.lr_base": 3.0})
+    p = iris_params({"network.hidden": [6, 5], "train.lr_rule": "fan-in", "train.lr_base": 3.0})
     net = arr.build(p, dspec.read(ROOT / "data" / "devices" / "ecram-softbounds.yaml"), [4, 6, 5, 3])
     su = run.setup(p, "progressive", 0, net)
     assert su.lrs.tolist() == [3.0 / 5, 3.0 / 7, 3.0 / 6]

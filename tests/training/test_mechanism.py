@@ -7,6 +7,7 @@ device result; float SGD without it does not."""
 
 import numpy as np
 
+from conftest import iris_overrides
 from pipeline import config, datasets
 from pipeline.crossbar import arrays
 from pipeline.devices import spec as dspec
@@ -90,7 +91,7 @@ def test_float_sgd_with_the_symmetry_point_decay_reproduces_direct_device_traini
     base = config.read_yaml("params.yaml")
     dev_r, dec_r, flt_r, ks = [], [], [], []
     for s in SEEDS:
-        p = config._build_top(config.apply_overrides(base, [f"base.seed={s}"]), "params.yaml")
+        p = config._build_top(config.apply_overrides(base, iris_overrides(f"base.seed={s}")), "params.yaml")  # iris 4-8-3
         data = datasets.load(p.dataset)
         net = arrays.build(p, spec, arrays.network_sizes(data.n_features, p.network.hidden, data.n_classes))
         su = R.setup(p, "progressive", s, net, data)

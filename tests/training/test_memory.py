@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, iris_params, iris_yaml, run_cli
 from pipeline import config, store
 from pipeline.crossbar import arrays as arr
 from pipeline.devices import spec as dspec
@@ -16,8 +16,8 @@ SPEC = ROOT / "data" / "devices" / "ecram-softbounds.yaml"
 
 
 def _setup(alg: str, **changes):
-    p = config.with_changes(config.Params(), {"base.seed": 2, "network.hidden": [5], "train.epochs": 2,
-                                              "array.read_noise": 0.01, "array.drift_tau": 3000.0, **changes})
+    p = iris_params({"base.seed": 2, "network.hidden": [5], "train.epochs": 2,
+                     "array.read_noise": 0.01, "array.drift_tau": 3000.0, **changes})
     net = arr.build(p, dspec.read(SPEC), [4, 5, 3])
     return p, run.setup(p, alg, 1, net)
 
@@ -84,8 +84,8 @@ def test_training_set_evaluation_subset_is_fixed_and_the_test_set_full():
 
 
 def test_train_stage_streams_blocks_into_the_same_store(tmp_path, monkeypatch):
-    (tmp_path / "params.yaml").write_text("base: {seed: 3}\nnetwork: {hidden: [4]}\ntrain: {epochs: 2}\n"
-                                          "record: {every: 3, probes: 2}\n")
+    (tmp_path / "params.yaml").write_text(iris_yaml("base: {seed: 3}\nnetwork: {hidden: [4]}\ntrain: {epochs: 2}\n"
+                                                   "record: {every: 3, probes: 2}\n"))
     code, out = run_cli(["array", "init", "--device", str(SPEC), "--params", str(tmp_path / "params.yaml"),
                          "--out", str(tmp_path / "arrays.zarr")])
     assert code == 0, out

@@ -175,9 +175,10 @@ def test_targets_tanh_range():
 
 
 def test_manhattan_writes_at_most_one_pulse_per_device(rng):
+    from conftest import iris_params  # here, not at the top: test_schemes imports this module outside pytest
     from pipeline.training import run
 
-    p = config.with_changes(config.Params(), {"array.n_max": 50, "array.w_max": 2.0, "network.hidden": [6]})
+    p = iris_params({"array.n_max": 50, "array.w_max": 2.0, "network.hidden": [6]})
     net = arr.build(p, IDEAL, [4, 6, 3])
     su = run.setup(p, "manhattan", 0, net)
     assert su.net.ph.encoding == 3  # sign encoding

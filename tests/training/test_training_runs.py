@@ -13,21 +13,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_cli
-from pipeline import config, datasets, store
+from conftest import ROOT, iris_params, iris_yaml, run_cli
+from pipeline import datasets, store
 from pipeline.crossbar import arrays as arr
 from pipeline.devices import spec as dspec
 from pipeline.stages import train as train_stage
 from pipeline.training import loop, run
 
-PARAMS = """
+PARAMS = iris_yaml("""
 base: {seed: 3}
 array: {w_max: 4.0, read_noise: 0.01, encoding: stochastic, drift_tau: 5000.0}
 network: {hidden: [6]}
 dataset: {name: iris}
 train: {epochs: 3, lr: [0.3], parallel_min: 1}
 record: {every: 7, probes: 4}
-"""
+""")
 
 
 @pytest.fixture(scope="module")
@@ -112,8 +112,7 @@ def test_nan_stops_with_epoch_and_sample(workspace):
 
 
 def _float_accuracy(alg: str, seed: int, epochs: int = 60) -> float:
-    p = config.with_changes(config.Params(), {"train.epochs": epochs, "train.lr": [0.3], "base.seed": seed,
-                                              "network.hidden": [8]})
+    p = iris_params({"train.epochs": epochs, "train.lr": [0.3], "base.seed": seed, "network.hidden": [8]})
     spec = dspec.read(ROOT / "data" / "devices" / "ecram-softbounds.yaml")
     net = arr.build(p, spec, [4, 8, 3])
     su = run.setup(p, alg, seed, net)
@@ -135,7 +134,7 @@ def test_iris_float_backprop_learns_and_progressive_float_matches():
 
 
 def test_dataset_split_is_stratified_and_seeded():
-    p = config.Params()
+    p = iris_params()
     a = datasets.load(p.dataset)
     b = datasets.load(p.dataset)
     np.testing.assert_array_equal(a.x_train, b.x_train)
