@@ -79,7 +79,9 @@ def _trajectories(ax, ds, alg, layer, limit, title):
     ax.plot(snap, hi, color="k", lw=0.7, ls="--")
     ax.legend(fontsize=6, loc="upper right")
     shown = f"all {total}" if pick.size == total else f"{pick.size} of {total}"
-    ax.set(xlabel="training sample", ylabel="conductance (mS)", title=f"{title} {alg}: {shown} devices, layer {layer}")
+    seed = int(ds.seed.values[0])  # the evaluate stage keeps the trajectories of the first seed
+    ax.set(xlabel="training sample", ylabel="conductance (mS)",
+           title=f"{title} {alg}, seed {seed}:\n{shown} devices of layer {layer}")
     ax.title.set_fontsize(8)
 
 
