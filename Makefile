@@ -4,6 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
+# test workers (pytest-xdist; files are dealt whole to workers, each compiles its own kernels)
+TEST_WORKERS ?= auto
+
 .PHONY: repro test install clean-venv bench
 
 $(BIN)/python:
@@ -21,7 +24,7 @@ repro: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
 test: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" ECRAM_CACHE_DIR="$(CURDIR)/.cache/ecram" $(BIN)/python -m pytest -q
+	PATH="$(CURDIR)/$(BIN):$$PATH" ECRAM_CACHE_DIR="$(CURDIR)/.cache/ecram" $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.kernels

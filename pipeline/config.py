@@ -131,6 +131,9 @@ class Train:
     lr_rule: str = _f("none", choices=("none", "fan-in"),
                       doc="none: the rates of train.lr; fan-in: layer l gets lr_base / fan_in_l (inputs + bias)")
     lr_base: float = _f(4.0, lo=0.0, lo_open=True, doc="lr_rule fan-in: the base rate divided by each layer's fan-in")
+    lr_base_out: float = _f(0.0, lo=0.0, doc="lr_rule fan-in: the output layer's base rate (0: lr_base); progressive "
+                            "writes the output layer first, and the error it passes down shrinks by about "
+                            "1 - lr_base_out x mean squared input")
     e_pulse_J: float = _f(1.0e-12, lo=0.0, doc="energy of one write pulse")
     e_read_J: float = _f(1.0e-15, lo=0.0, doc="energy of one device read (one multiply-accumulate)")
     parallel_min: int = _f(16384, lo=1, doc="threaded kernels for arrays of at least this many devices, in the "
@@ -385,10 +388,16 @@ def layer_lrs(train: Train, sizes) -> list[float]:
     ``lr_rule: none``: ``train.lr`` (one rate for all, or one per layer). ``fan-in``: layer l gets
     ``lr_base / (sizes[l] + 1)``, its array's column count (inputs plus the bias column), so that
     η_l·‖ã‖² — the step a single update moves a pre-activation by — stays of order lr_base × the
-    mean squared input, whatever the width or depth."""
+    mean squared input, whatever the width or depth. ``lr_base_out`` (> 0) replaces ``lr_base`` for
+    the output layer: progressive writes that layer first, so the error that reaches the layers
+    below is the one left after its update, smaller by about η_L·‖ã_L‖²·(loss curvature); a small
+    output base keeps the lower layers learning while they take the larger steps of ``lr_base``."""
     n_layers = len(sizes) - 1
     if train.lr_rule == "fan-in":
-        return [train.lr_base / (int(n) + 1) for n in sizes[:-1]]
+        bases = [train.lr_base] * n_layers
+        if train.lr_base_out > 0:
+            bases[-1] = train.lr_base_out
+        return [b / (int(n) + 1) for b, n in zip(bases, sizes[:-1])]
     if len(train.lr) == 1:
         return list(train.lr) * n_layers
     if len(train.lr) != n_layers:

@@ -68,6 +68,15 @@ def save_json(out: Path, name: str, obj) -> Path:
     return path
 
 
+def lr_text(train: dict) -> str:
+    """The learning rates as configured: ``lr [0.3]`` or the fan-in rule with its bases."""
+    if train.get("lr_rule") == "fan-in":
+        out = train.get("lr_base_out") or 0.0
+        return (f"lr fan-in rule, lr_base {train.get('lr_base')}" + (f", output layer {out}" if out > 0 else "")
+                + " (layer l: base / (inputs_l + 1))")
+    return f"lr {train.get('lr')}"
+
+
 def describe_params(attrs: dict) -> str:
     """A one-line summary of the params stored with evaluated results."""
     pr = attrs.get("params", {})
@@ -77,5 +86,5 @@ def describe_params(attrs: dict) -> str:
     ds = pr.get("dataset", {})
     sizes = "-".join(str(s) for s in attrs.get("sizes", []))
     return (f"dataset {ds.get('name')} ({sizes}, {net.get('activation')}/{net.get('output')}, loss {net.get('loss')}); "
-            f"lr {tr.get('lr')}, {tr.get('epochs')} epochs; device {ar.get('model')} from {ar.get('source')}, "
+            f"{lr_text(tr)}, {tr.get('epochs')} epochs; device {ar.get('model')} from {ar.get('source')}, "
             f"{ar.get('mapping')} mapping, c2c {ar.get('c2c_std')}")

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import caption, color, save_json, linestyle, plt, save
+from .common import caption, color, linestyle, lr_text, plt, save, save_json
 
 NAME = "fig5_scaling"
-CLAIM = ("the approach scales to large and deep networks: on optdigits, progressive GD reaches the accuracy of "
+CLAIM = ("the approach scales to large and deep networks: on {dataset}, progressive GD reaches the accuracy of "
          "backprop across depth, width and learning rate, and needs the same device specs (states, asymmetry, c2c noise).")
 PANELS = (
     ("depth", "(a) accuracy vs depth", "hidden layers"),
@@ -151,7 +151,10 @@ def _produced_by(stores: dict) -> str:
     sw = ds.attrs["sweep"]
     fixed = sw.get("set", {})
     net = ", ".join(f"{k.split('.')[-1]} {fixed[k]}" for k in ("network.activation", "network.output", "network.loss",
-                                                               "network.hidden", "train.lr") if k in fixed)
+                                                               "network.hidden") if k in fixed)
+    train = dict(ds.attrs.get("params", {}).get("train", {}))
+    train.update({k.split(".", 1)[1]: v for k, v in fixed.items() if k.startswith("train.")})
+    net += "; " + lr_text(train)
     n_train = ds.attrs.get("params", {}).get("dataset", {})
     dev = ds.attrs.get("device", {}) or {}
     grids = "; ".join(f"{n}: {', '.join(d.attrs['sweep']['axes'][0]['labels'])}" for n, d in stores.items()
@@ -172,6 +175,8 @@ def make(out: Path, data: dict, fp) -> list[Path]:
     for k, (name, title, xlabel) in enumerate(PANELS):
         ax = fig.add_subplot(gs[k // 3, k % 3])
         ax.set_title(title, fontsize=10)
+        if name in stores and stores[name].attrs["sweep"]["axes"][0]["key"] == "train.lr_base":
+            xlabel = "fan-in rule base rate lr_base (layer l: lr_base / (inputs_l + 1))"
         ax.set_xlabel(xlabel)
         if name not in stores:
             ax.text(0.5, 0.5, f"sweep '{name}' not run", ha="center", va="center", transform=ax.transAxes, color="#777777")
@@ -183,7 +188,8 @@ def make(out: Path, data: dict, fp) -> list[Path]:
             lo = min(0.9, np.nanmin([v for a in numbers[name].values() if isinstance(a, dict) and "mean" in a
                                      for v in a["mean"] if v is not None] or [0.0]))
             ax.set_ylim(max(0.0, lo - 0.1), 1.0)
-    fig.suptitle("Figure 5 — scaling: depth, width, learning rate and device non-idealities (optdigits)", fontsize=12)
-    caption(fig, CLAIM, _produced_by(stores))
+    dataset = next(iter(stores.values())).attrs["sweep"]["dataset"]
+    fig.suptitle(f"Figure 5 — scaling: depth, width, learning rate and device non-idealities ({dataset})", fontsize=12)
+    caption(fig, CLAIM.format(dataset=dataset), _produced_by(stores))
     paths = save(fig, out, NAME, list(fp.formats), fp.dpi)
     return paths + [save_json(out, NAME, numbers)]

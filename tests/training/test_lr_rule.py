@@ -34,11 +34,24 @@ def test_fan_in_rule_gives_every_depth_its_rates(sizes):
     assert 0.1 * a @ a > 2.0 or sizes[-2] < 100  # a fixed 0.1 overshoots at width >= 256
 
 
+@pytest.mark.parametrize("sizes", [[784, 10], [784, 256, 128, 10], [64, 16, 16, 16, 10]])
+def test_output_base_replaces_the_base_of_the_output_layer_only(sizes):
+    t = config.with_changes(config.Train(), {"lr_rule": "fan-in", "lr_base": 16.0, "lr_base_out": 1.0})
+    lrs = config.layer_lrs(t, sizes)
+    assert lrs[:-1] == [16.0 / (n + 1) for n in sizes[:-2]]
+    assert lrs[-1] == 1.0 / (sizes[-2] + 1)
+    # 0 (the default) keeps lr_base for every layer
+    t0 = config.with_changes(t, {"lr_base_out": 0.0})
+    assert config.layer_lrs(t0, sizes) == [16.0 / (n + 1) for n in sizes[:-1]]
+
+
 def test_rule_params_are_validated_in_one_line():
     with pytest.raises(InputError, match="train.lr_rule.*one of none, fan-in"):
         config.build(config.Train, {"lr_rule": "sqrt"}, "train")
     with pytest.raises(InputError, match="train.lr_base.*> 0"):
         config.build(config.Train, {"lr_base": 0.0}, "train")
+    with pytest.raises(InputError, match="train.lr_base_out"):
+        config.build(config.Train, {"lr_base_out": -1.0}, "train")
 
 
 def test_setup_uses_the_rule():
