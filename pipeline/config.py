@@ -170,7 +170,7 @@ class Evaluate:
 class Figures:
     dpi: int = _f(150, lo=50, hi=600)
     formats: list[str] = _f(["png", "pdf"], choices=("png", "pdf", "svg"))
-    trajectories: int = _f(0, lo=0, doc="devices drawn per layer in trajectory panels (0: all)")
+    trajectories: int = _f(100, lo=0, doc="devices drawn per layer in trajectory panels (0: all)")
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ def test_dvc_repro_tiny(tmp_path):
     copy_repo(repo)
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["train"].update({"epochs": 2, "seeds": [0], "algorithms": ["progressive", "backprop-float"]})
+    params["dataset"].update({"max_train": 300, "max_test": 300})
     params["record"]["probes"] = 4
     params["sweeps"]["defaults"]["epochs"] = 1
     params["sweeps"]["defaults"]["seeds"] = [0]
