@@ -200,7 +200,7 @@ def evaluate(
 @app.command()
 def figures(
     out: Path = typer.Option(Path("results/figures"), "--out", help="output folder"),
-    only: Optional[list[str]] = typer.Option(None, "--only", help="make only these figures (fig1 ... fig5)"),
+    only: Optional[list[str]] = typer.Option(None, "--only", help="make only these figures (fig1 ... fig6)"),
     eval_dir: Path = typer.Option(Path("results/eval"), "--eval", help="evaluated results"),
     device_dir: Path = typer.Option(Path("results/device"), "--device-dir", help="fit results (fig2)"),
     sweeps_dir: Path = typer.Option(Path("results/sweeps"), "--sweeps", help="sweep results (fig5)"),
