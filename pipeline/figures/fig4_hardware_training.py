@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import caption, color, describe_params, linestyle, plt, save
+from .common import caption, color, describe_params, linestyle, lr_text, plt, save
 from ..training.variants import parse
 
 NAME = "fig4_hardware_training"
@@ -25,10 +25,12 @@ TOLERANCE = 0.01  # the claim's 1 point of test accuracy
 
 def _band(ax, x, y, alg, label):
     m = np.nanmean(y, axis=0)
-    ax.plot(x, m, color=color(alg), ls=linestyle(alg), lw=1.6, label=label)
+    ax.plot(x, m, color=color(alg), ls=linestyle(alg), lw=1.6, label=label, marker="o" if len(x) < 3 else None, ms=3)
     if y.shape[0] > 1:
         sd = np.nanstd(y, axis=0, ddof=1)
         ax.fill_between(x, m - sd, m + sd, color=color(alg), alpha=0.18, lw=0)
+        if len(x) < 3:  # one or two epochs: the band is too thin to see
+            ax.errorbar(x, m, sd, color=color(alg), ls="none", capsize=3)
 
 
 def _final(ds, alg) -> tuple[float, float]:
@@ -109,10 +111,9 @@ def _eta_check(ax, ds, algs, title):
         d = 100 * (ds.sel(algorithm="progressive-float").test_acc.values - ds.sel(algorithm=REFERENCE).test_acc.values)
         _band(ax, ep, d, "progressive-float", "progressive-float − backprop-float")
         m, sd = float(np.nanmean(d[:, -1])), float(np.nanstd(d[:, -1], ddof=1)) if d.shape[0] > 1 else 0.0
-        lr = ds.attrs.get("params", {}).get("train", {}).get("lr") or []
-        eta = ", ".join(f"{v:g}" for v in lr) if isinstance(lr, (list, tuple)) else str(lr)
+        eta = lr_text(ds.attrs.get("params", {}).get("train", {}))
         text = (f"η → 0: progressive-float ≡ backprop-float\n(the two differ by O(η²) per step)\n"
-                f"at η = {eta}: final Δ = {m:+.2f} ± {sd:.2f} pt")
+                f"at {eta.split(' (')[0]}:\nfinal Δ = {m:+.2f} ± {sd:.2f} pt")
         spread = np.abs(np.nanmean(d, axis=0)) + (np.nanstd(d, axis=0, ddof=1) if d.shape[0] > 1 else 0.0)
         ax.set_ylim(-max(5.0, float(np.nanmax(spread)) + 1.0), max(5.0, float(np.nanmax(spread)) + 1.0))
     else:
