@@ -150,6 +150,8 @@ class Train:
                           "alternately up and down to its symmetry point, read the pair there and use that read "
                           "as the pair's zero (a digital offset per weight)")
     zero_shift_cycles: int = _f(1000, lo=1, doc="zero_shift: up/down pulse pairs per device")
+    tt_zero_shift: bool = _f(True, doc="tiki-taka: zero-shift calibration of the fast pair A (as zero_shift, on A "
+                             "only): A's zero at each pair's symmetry point, the reference Tiki-Taka needs")
     tt_algorithm: str = _f("ttv2", choices=TT_ALGORITHMS, doc="tiki-taka: ttv1 (A moved into C as pulses), ttv2 "
                            "(through a digital buffer H per weight), c-ttv2 (ttv2 with a chopper sign per column)")
     tt_gamma: float = _f(0.0, lo=0.0, hi=1.0, doc="tiki-taka: forward weight gamma*A + C (aihwkit gamma)")

@@ -149,7 +149,8 @@ def setup(p, algorithm: str, seed: int, net: arr.Crossbars, data: datasets.Split
         net = arr.with_carry_pair(net, p.train.carry_gamma, p.base.seed)
     if cfg.scheme == schemes.TIKI_TAKA and not entry.is_float:  # the fast pair A and the slow pair C
         net = arr.with_transfer_pair(net, p.train.tt_gamma, p.base.seed)
-    if p.train.zero_shift and not entry.is_float:  # the written pair's zero at its symmetry point
+    zs = p.train.zero_shift or (cfg.scheme == schemes.TIKI_TAKA and p.train.tt_zero_shift)
+    if zs and not entry.is_float:  # the written pair's zero at its symmetry point
         net = arr.zero_shift(net, p.train.zero_shift_cycles, int(p.base.seed) * 1000003 + int(seed))
     lrs = np.asarray(config.layer_lrs(p.train, net.sizes), np.float64)
     k = data.n_classes

@@ -54,7 +54,7 @@ REGISTRY: tuple[Scheme, ...] = (
            "moved into the slow pair C: TTv1 as pulses at once, TTv2 through a digital buffer H per weight "
            "that pulses C when it crosses a threshold, c-TTv2 also with a chopper sign per input column "
            "(Gokmen & Haensch 2020; Gokmen 2021; aihwkit TransferCompound)",
-           1.0, 4, ("tt_algorithm", "tt_gamma", "tt_transfer_every", "tt_n_reads_per_transfer", "tt_transfer_lr",
+           2.0, 4, ("tt_zero_shift", "tt_algorithm", "tt_gamma", "tt_transfer_every", "tt_n_reads_per_transfer", "tt_transfer_lr",
                     "tt_fast_lr", "tt_thres_scale", "tt_momentum", "tt_forget_buffer", "tt_in_chop_prob",
                     "tt_max_steps"), "D", "#9467bd"),
 )
@@ -72,8 +72,10 @@ def digital_per_weight(name: str, train=None, sizes=None) -> float:
     """Digital values held per weight between samples by scheme ``name`` with the ``train``
     params (None: the registry's figure, for the scheme's default variant): tiki-taka holds
     nothing for TTv1, its buffer H (1) for TTv2, H plus one chopper sign per input column of
-    every layer (Σ cols / weights) for c-TTv2; ``train.zero_shift`` adds the zero offset of every
-    weight (1). ``sizes``: the layer widths (needed for c-TTv2)."""
+    every layer (Σ cols / weights) for c-TTv2; ``train.zero_shift`` (or, for tiki-taka,
+    ``train.tt_zero_shift``) adds the zero offset of every weight (1). ``sizes``: the layer widths
+    (needed for c-TTv2). The registry's figure is that of the defaults (tiki-taka: TTv2 with
+    zero-shift, 2)."""
     s = get(name)
     if train is None:
         return s.digital_per_weight
@@ -87,7 +89,7 @@ def digital_per_weight(name: str, train=None, sizes=None) -> float:
             cols = [int(n) + 1 for n in sizes[:-1]]
             n_w = sum(c * int(r) for c, r in zip(cols, sizes[1:]))
             d += sum(cols) / n_w
-    if getattr(train, "zero_shift", False):
+    if getattr(train, "zero_shift", False) or (s.code == TIKI_TAKA and getattr(train, "tt_zero_shift", True)):
         d += 1.0
     return float(d)
 
