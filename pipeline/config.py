@@ -159,7 +159,7 @@ class Train:
                                 "units_in_mbatch with mini-batches of one sample)")
     tt_n_reads_per_transfer: int = _f(1, lo=1, doc="tiki-taka: columns of A read per layer and transfer event, in "
                                       "turn (aihwkit n_reads_per_transfer)")
-    tt_transfer_lr: float = _f(1.0, lo=0.0, lo_open=True, doc="tiki-taka: the transfer moves transfer_lr x the "
+    tt_transfer_lr: float = _f(4.0, lo=0.0, lo_open=True, doc="tiki-taka: the transfer moves transfer_lr x the "
                                "layer's rate x A (aihwkit transfer_lr with scale_transfer_lr)")
     tt_fast_lr: float = _f(1.0, lo=0.0, lo_open=True, doc="tiki-taka: A gets fast_lr x the layer's rate x the "
                            "gradient (aihwkit fast_lr with scale_fast_lr)")
