@@ -24,7 +24,7 @@ from .errors import InputError
 
 from .devices.families import FIT_NAMES, NAMES as FAMILIES  # noqa: E402  (the family registry, code order)
 from .training.variants import LABELS as ALGORITHMS  # noqa: E402  (algorithms, and algorithm+scheme run labels)
-from .training.schemes import MP_SUBTRACT, NAMES as SCHEMES  # noqa: E402  (the update-scheme registry's names)
+from .training.schemes import MP_SUBTRACT, TT_ALGORITHMS, NAMES as SCHEMES  # noqa: E402  (the update-scheme registry's names)
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "hard-sigmoid", "identity", "softmax")
 PROFILES = ("default", "paper", "mnist")  # sweep size profiles (base.profile; a sweep's layer of that name)
 
@@ -149,6 +149,33 @@ class Train:
     refresh_margin: float = _f(0.0, lo=0.0, hi=0.5, doc="any scheme: refresh a written pair (read, reset, program "
                                "back by write-verify) when a device is within this fraction of its range from a "
                                "bound, after every sample (0: never)")
+    zero_shift: bool = _f(False, doc="any scheme: before training, pulse each device of the written pair "
+                          "alternately up and down to its symmetry point, read the pair there and use that read "
+                          "as the pair's zero (a digital offset per weight)")
+    zero_shift_cycles: int = _f(1000, lo=1, doc="zero_shift: up/down pulse pairs per device")
+    tt_zero_shift: bool = _f(True, doc="tiki-taka: zero-shift calibration of the fast pair A (as zero_shift, on A "
+                             "only): A's zero at each pair's symmetry point, the reference Tiki-Taka needs")
+    tt_algorithm: str = _f("ttv2", choices=TT_ALGORITHMS, doc="tiki-taka: ttv1 (A moved into C as pulses), ttv2 "
+                           "(through a digital buffer H per weight), c-ttv2 (ttv2 with a chopper sign per column)")
+    tt_gamma: float = _f(0.0, lo=0.0, hi=1.0, doc="tiki-taka: forward weight gamma*A + C (aihwkit gamma)")
+    tt_transfer_every: int = _f(1, lo=1, doc="tiki-taka: samples between transfer events (aihwkit transfer_every, "
+                                "units_in_mbatch with mini-batches of one sample)")
+    tt_n_reads_per_transfer: int = _f(1, lo=1, doc="tiki-taka: columns of A read per layer and transfer event, in "
+                                      "turn (aihwkit n_reads_per_transfer)")
+    tt_transfer_lr: float = _f(4.0, lo=0.0, lo_open=True, doc="tiki-taka: the transfer moves transfer_lr x the "
+                               "layer's rate x A (aihwkit transfer_lr with scale_transfer_lr)")
+    tt_fast_lr: float = _f(1.0, lo=0.0, lo_open=True, doc="tiki-taka: A gets fast_lr x the layer's rate x the "
+                           "gradient (aihwkit fast_lr with scale_fast_lr)")
+    tt_thres_scale: float = _f(1.0, lo=0.0, lo_open=True, doc="ttv2/c-ttv2: a pulse to C when |H| reaches "
+                               "thres_scale x C's nominal step (aihwkit thres_scale)")
+    tt_momentum: float = _f(0.0, lo=0.0, hi=1.0, doc="ttv2/c-ttv2: fraction of H kept after a transfer pulse "
+                            "(aihwkit momentum)")
+    tt_forget_buffer: bool = _f(True, doc="ttv2/c-ttv2: after a pulse H becomes momentum*H (true) or loses "
+                                "(1 - momentum) x the pulses' worth (false) (aihwkit forget_buffer)")
+    tt_in_chop_prob: float = _f(0.1, lo=0.0, hi=1.0, doc="c-ttv2: probability that a column's chopper sign "
+                                "flips after its read (aihwkit in_chop_prob)")
+    tt_max_steps: int = _f(1, lo=1, doc="ttv2/c-ttv2: most pulses per weight and transfer (aihwkit "
+                           "transfer_update.desired_bl)")
 
 
 @dataclass(frozen=True)

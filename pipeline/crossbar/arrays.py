@@ -20,6 +20,7 @@ import numpy as np
 from ..devices import law, population, spec as dspec
 from ..errors import InputError
 from . import kernels as K
+from . import schemes as KS
 
 PARAM_NAMES = population.PARAM_NAMES
 
@@ -49,6 +50,8 @@ def initial_weights(g: np.ndarray, ph: K.Physics, dev: K.Devices | None = None) 
         return np.ascontiguousarray((g[0] - g[1]) / ph.g_scale)
     if ph.mapping == K.MAP_PLANES:
         t = sum(dev.coef[p] * (g[p] - dev.ref[p]) for p in range(g.shape[0]))
+        if dev.zero.shape[0]:  # the written pair's zero-shift offset
+            t = t - dev.coef[dev.write[0]] * dev.zero
         return np.ascontiguousarray(t / ph.g_scale)
     return np.ascontiguousarray((g[0] - ph.g_ref) / ph.g_scale)
 
@@ -212,18 +215,18 @@ def network_sizes(n_features: int, hidden: list[int], n_classes: int) -> list[in
     return sizes
 
 
-def with_carry_pair(net: Crossbars, gamma: float, seed: int) -> Crossbars:
-    """The ``carry`` scheme's tile (DESIGN §1.6): four planes per cross-point,
-    W = γ·(G0 − G1)/g_scale + (G2 − G3)/g_scale. Planes 2, 3 (the slow MSB pair) are the stored
-    array's devices and initial conductances, so the initial weights are the array's; planes 0, 1
-    (the fast LSB pair that training pulses) are further devices of the same population: the
-    array's own per-device parameters dealt to other cross-points by a seeded permutation (the
-    same empirical device-to-device spread, no re-fit), both devices of a pair started at the
-    middle of their common range (LSB weight 0; where the two ranges do not overlap, the nearest
-    bound). The nominal weight step of a training pulse is then γ × the array's."""
+def _pair_of_pairs(net: Crossbars, gamma: float, seed: int, scheme: str, dw_scale: float) -> tuple:
+    """The four-plane tile of ``carry`` and ``tiki-taka``: W = γ·(G0 − G1)/g_scale + (G2 − G3)/g_scale.
+    Planes 2, 3 (the slow pair) are the stored array's devices and initial conductances, so the
+    initial weights are the array's; planes 0, 1 (the fast pair that training pulses) are further
+    devices of the same population: the array's own per-device parameters dealt to other
+    cross-points by a seeded permutation (the same empirical device-to-device spread, no re-fit),
+    both devices of a pair started at the middle of their common range (fast weight 0; where the
+    two ranges do not overlap, the nearest bound). The nominal step of a training pulse is
+    ``dw_scale`` × the array's (in the units the training requests are made in)."""
     dev, ph = net.dev, net.ph
     if ph.mapping != K.MAP_DIFFERENTIAL:
-        raise InputError("train.scheme", "carry needs the differential mapping (array.mapping: differential)")
+        raise InputError("train.scheme", f"{scheme} needs the differential mapping (array.mapping: differential)")
     N = net.g0.shape[1]
     perm = np.random.default_rng(np.random.SeedSequence([int(seed), 0xCA55])).permutation(N)
 
@@ -239,6 +242,61 @@ def with_carry_pair(net: Crossbars, gamma: float, seed: int) -> Crossbars:
     dev4 = dev._replace(g_min=g_min, g_max=g_max, dg_up=planes(dev.dg_up), dg_down=planes(dev.dg_down),
                         gamma_up=planes(dev.gamma_up), gamma_down=planes(dev.gamma_down), stuck=planes(dev.stuck),
                         table=planes(dev.table), coef=coef, ref=ref, write=write)
-    ph4 = ph._replace(mapping=K.MAP_PLANES, dw_pot=ph.dw_pot * gamma, dw_dep=ph.dw_dep * gamma)
+    ph4 = ph._replace(mapping=K.MAP_PLANES, dw_pot=ph.dw_pot * dw_scale, dw_dep=ph.dw_dep * dw_scale)
+    return dev4, ph4, np.ascontiguousarray(g0)
+
+
+def with_carry_pair(net: Crossbars, gamma: float, seed: int) -> Crossbars:
+    """The ``carry`` scheme's tile (DESIGN §1.6): four planes per cross-point,
+    W = γ·(G0 − G1)/g_scale + (G2 − G3)/g_scale (:func:`_pair_of_pairs`); training requests are
+    weight changes, so the nominal weight step of a training pulse is γ × the array's."""
+    dev4, ph4, g0 = _pair_of_pairs(net, gamma, seed, "carry", gamma)
     attrs = dict(net.attrs, carry_gamma=float(gamma), planes=4)
-    return Crossbars(dev4, ph4, np.ascontiguousarray(g0), list(net.sizes), attrs)
+    return Crossbars(dev4, ph4, g0, list(net.sizes), attrs)
+
+
+def with_transfer_pair(net: Crossbars, gamma: float, seed: int) -> Crossbars:
+    """The ``tiki-taka`` tile: the four planes of :func:`_pair_of_pairs`, A = (G0 − G1)/g_scale
+    the fast pair, C = (G2 − G3)/g_scale the slow pair, forward weight γ·A + C (γ = 0: C alone,
+    aihwkit's default). Training requests are changes of A (A's own units), so a training pulse
+    has the array's nominal step; so has a transfer pulse into C."""
+    dev4, ph4, g0 = _pair_of_pairs(net, gamma, seed, "tiki-taka", 1.0)
+    attrs = dict(net.attrs, tt_gamma=float(gamma), planes=4)
+    return Crossbars(dev4, ph4, g0, list(net.sizes), attrs)
+
+
+def as_planes(net: Crossbars) -> Crossbars:
+    """A standard tile (differential pair, or one device against ``g_ref``) as a general tile of
+    the same planes (coef (1, −1) / (1,), ref 0 / g_ref): the same weights, the same reads to the
+    bit; what a per-cross-point zero offset needs."""
+    ph = net.ph
+    if ph.mapping == K.MAP_PLANES:
+        return net
+    if ph.mapping == K.MAP_DIFFERENTIAL:
+        tile = K.tile(K.MAP_PLANES, 2, coef=(1.0, -1.0), ref=(0.0, 0.0), write=(0, 1))
+    else:
+        tile = K.tile(K.MAP_PLANES, 1, coef=(1.0,), ref=(ph.g_ref,), write=(0, 0))
+    dev = net.dev._replace(coef=tile[0], ref=tile[1], write=tile[2])
+    return Crossbars(dev, ph._replace(mapping=K.MAP_PLANES), net.g0, list(net.sizes), dict(net.attrs))
+
+
+def zero_shift(net: Crossbars, cycles: int, seed: int) -> Crossbars:
+    """Zero-shift calibration (``train.zero_shift``): every device of the written pair is pulsed
+    ``cycles`` times up then down (counted) to its symmetry point, the pair is read there
+    (counted, with read noise) and that read becomes the pair's zero (``Devices.zero``, a digital
+    value per weight). Where the written pair held the initial weights (a two-plane or one-plane
+    tile: the ``direct`` and ``mixed-precision`` schemes), they are programmed back relative to
+    the new zero by counted pulses (:func:`program_weights`); a scheme's fast pair (carry,
+    tiki-taka) starts at zero. Pulses and reads go to ``attrs["zero_shift"]``."""
+    target = net.weights0()
+    net = as_planes(net)
+    g = net.g0.copy()
+    cu, cd = np.zeros(g.shape, np.int64), np.zeros(g.shape, np.int64)
+    zero = np.zeros(g.shape[1])
+    up, dn, nr = KS.zero_shift_calibrate(g, net.dev, net.ph, int(cycles), int(seed), cu, cd, zero)
+    dev = net.dev._replace(zero=np.ascontiguousarray(zero))
+    info = {"cycles": int(cycles), "pulses_up": int(up), "pulses_down": int(dn), "reads": int(nr),
+            "digital_per_weight": 1.0}
+    if g.shape[0] <= 2:
+        info["reprogram"] = program_weights(g, dev, net.ph, target, seed=int(seed) ^ 0x2E60)
+    return Crossbars(dev, net.ph, np.ascontiguousarray(g), list(net.sizes), dict(net.attrs, zero_shift=info))

@@ -44,6 +44,10 @@ class Devices(NamedTuple):
     coef: np.ndarray  # (P,) float64: read coefficient of each plane
     ref: np.ndarray  # (P,) float64: conductance subtracted from each plane before weighting (S)
     write: np.ndarray  # (2,) int64: the planes pulses go to (``+`` and ``−`` device of the written pair)
+    # zero-shift (``train.zero_shift``, general tiles only): per cross-point offset of the written
+    # pair, in S, subtracted from the pair's read (the pair reads coef[write[0]]·(G₊ − G₋ − zero));
+    # size 0: no offset
+    zero: np.ndarray = np.zeros(0)
 
 
 def tile(mapping: int, planes: int, g_ref: float = 0.0, coef=None, ref=None, write=(0, 1)):
@@ -54,7 +58,9 @@ def tile(mapping: int, planes: int, g_ref: float = 0.0, coef=None, ref=None, wri
     ``differential``: planes (G⁺, G⁻), coef (1, −1), ref 0, write (0, 1); ``reference``: one
     plane, coef 1, ref ``g_ref``, write (0, 0) (these two keep specialised read and write loops);
     ``MAP_PLANES``: any ``coef``, ``ref`` and ``write`` (e.g. a significance-weighted pair of pairs
-    ``coef = (γ, −γ, 1, −1)`` whose pulses go to the first pair)."""
+    ``coef = (γ, −γ, 1, −1)`` whose pulses go to the first pair), and optionally (``Devices.zero``)
+    a per-cross-point offset of the written pair, its symmetry point found by zero-shift
+    calibration: ``w −= coef[write[0]]·zero[idx] / g_scale``."""
     if mapping == MAP_DIFFERENTIAL:
         coef, ref, write = (1.0, -1.0), (0.0, 0.0), (0, 1)
     elif mapping == MAP_REFERENCE:

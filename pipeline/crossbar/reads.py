@@ -15,10 +15,13 @@ from .layout import MAP_DIFFERENTIAL, MAP_PLANES
 
 @njit(cache=True, inline="always")
 def _planes(g, dev, idx):
-    """Σ_p coef[p]·(G_p − ref[p]) of one cross-point (a general tile)."""
+    """Σ_p coef[p]·(G_p − ref[p]) of one cross-point (a general tile), less the written pair's
+    zero-shift offset where the tile has one (``Devices.zero``)."""
     t = 0.0
     for p in range(g.shape[0]):
         t += dev.coef[p] * (g[p, idx] - dev.ref[p])
+    if dev.zero.shape[0] != 0:
+        t -= dev.coef[dev.write[0]] * dev.zero[idx]
     return t
 
 

@@ -15,6 +15,20 @@ read of the cross-point before and after, counted) or as the nominal n·ε.
 W = γ·(G0 − G1)/g_scale + (G2 − G3)/g_scale; training pulses the fast LSB pair (0, 1); every
 ``train.carry_every`` samples the LSB's contribution is moved into the MSB pair by write-verify
 and the LSB is programmed back to the residual (analog storage only, no digital word per weight).
+
+``tt_write_fast`` / ``tt_transfer`` — Tiki-Taka (Gokmen & Haensch 2020; Gokmen 2021; aihwkit's
+``TransferCompound``, ``BufferedTransferCompound``, ``ChoppedTransferCompound``): the same four
+planes, W = γ·A + C with A = (G0 − G1)/g_scale (less its zero-shift offset) the fast pair that
+training pulses and C = (G2 − G3)/g_scale the slow pair; every ``tt_transfer_every`` samples
+``tt_n_reads_per_transfer`` columns of every layer's A are read (one-hot reads, in turn, wrapping
+around) and moved towards C: TTv1 writes transfer_lr·A into C as pulses; TTv2 adds transfer_lr·A
+into a digital buffer H per weight and writes a pulse to C when |H| reaches thres_scale × C's
+step; c-TTv2 also flips a chopper sign per input column, applied to A's update and undone on the
+read into H.
+
+``zero_shift_calibrate`` — zero-shift: pulse every device of the written pair alternately up and
+down (its symmetry point is where an up and a down step are equal) and read the pair back there:
+that read is the pair's zero.
 """
 
 from __future__ import annotations
@@ -22,11 +36,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..rng import STREAM_PULSE, STREAM_ROUND, key3
+from ..rng import STREAM_PULSE, STREAM_ROUND, key3, subkey, uniform
 from ..devices.law import TABLE
 from .layout import MAP_DIFFERENTIAL, MAP_PLANES, POL_DEPRESS, POL_POTENTIATE, SHAPED
-from .reads import weight
-from .updates import _PHI2, _pulses, _route, _table_pulses, _write_rows, nonzero, potentiate_route
+from .reads import _read_out, weight
+from .updates import (_PHI2, _pulses, _route, _table_pulses, _write_rows, nonzero, potentiate_route, pulse_count,
+                      update_layer_serial)
 
 MP_READBACK, MP_NOMINAL = 0, 1  # loop.Config.mp_subtract (schemes.MP_SUBTRACT order)
 _MINUS_ONE = np.array([-1.0])  # one "row" with (−lr·d) = 1: ΔW_j = req_j exactly
@@ -99,21 +114,17 @@ MSB = (2, 3)  # planes of the slow most-significant pair (written only by transf
 
 
 @njit(cache=True)
-def _pulse_pair(g, dev, ph, idx, dw, eps_scale, p_plus, p_minus, key, pot, cnt_up, cnt_dn):
-    """Write the weight change ``dw`` of the pair (p_plus, p_minus) of cross-point ``idx`` as
-    pulses (nearest count of the pair's nominal step ``eps_scale``·dw_pot/dw_dep, capped at
-    n_max; routing by the array's policy; the device law pulse by pulse); returns (up, down)."""
-    if dw == 0.0:
-        return 0, 0
-    if pot:  # potentiate the + device for a positive change, the − device for a negative one
-        p = p_plus if dw > 0.0 else p_minus
+def _pulse_n(g, dev, ph, idx, n, positive, p_plus, p_minus, key, pot, cnt_up, cnt_dn):
+    """``n`` pulses (n >= 0) that move the weight of the pair (p_plus, p_minus) of cross-point
+    ``idx`` up (``positive``) or down, routed by the array's policy (``pot``: potentiate the +
+    device for a positive change, the − device for a negative one; else depress the other),
+    each through the device law; counted; returns (up, down)."""
+    if pot:
+        p = p_plus if positive else p_minus
         polarity = 1
-        q = abs(dw) / (eps_scale * ph.dw_pot)
     else:
-        p = p_minus if dw > 0.0 else p_plus
+        p = p_minus if positive else p_plus
         polarity = -1
-        q = abs(dw) / (eps_scale * ph.dw_dep)
-    n = min(int(np.floor(q + 0.5)), ph.n_max) if q < 4.0e18 else ph.n_max
     if n == 0 or dev.stuck[p, idx] != 0:
         return 0, 0
     k = key ^ (np.uint64(p * g.shape[1] + idx) * _PHI2)
@@ -133,11 +144,25 @@ def _pulse_pair(g, dev, ph, idx, dw, eps_scale, p_plus, p_minus, key, pot, cnt_u
     return 0, n
 
 
+@njit(cache=True)
+def _pulse_pair(g, dev, ph, idx, dw, eps_scale, p_plus, p_minus, key, pot, cnt_up, cnt_dn):
+    """Write the weight change ``dw`` of the pair (p_plus, p_minus) of cross-point ``idx`` as
+    pulses (nearest count of the pair's nominal step ``eps_scale``·dw_pot/dw_dep, capped at
+    n_max; routing by the array's policy; the device law pulse by pulse); returns (up, down)."""
+    if dw == 0.0:
+        return 0, 0
+    q = abs(dw) / (eps_scale * (ph.dw_pot if pot else ph.dw_dep))
+    n = min(int(np.floor(q + 0.5)), ph.n_max) if q < 4.0e18 else ph.n_max
+    return _pulse_n(g, dev, ph, idx, n, dw > 0.0, p_plus, p_minus, key, pot, cnt_up, cnt_dn)
+
+
 @njit(cache=True, inline="always")
 def _pair_weight(g, dev, ph, idx, p_plus, p_minus):
     """Contribution of one pair of planes to the weight of ``idx`` (its tile coefficients)."""
-    return (dev.coef[p_plus] * (g[p_plus, idx] - dev.ref[p_plus])
-            + dev.coef[p_minus] * (g[p_minus, idx] - dev.ref[p_minus])) / ph.g_scale
+    t = dev.coef[p_plus] * (g[p_plus, idx] - dev.ref[p_plus]) + dev.coef[p_minus] * (g[p_minus, idx] - dev.ref[p_minus])
+    if dev.zero.shape[0] != 0 and p_plus == dev.write[0]:  # the written pair's zero-shift offset
+        t -= dev.coef[p_plus] * dev.zero[idx]
+    return t / ph.g_scale
 
 
 @njit(cache=True)
@@ -249,3 +274,164 @@ def refresh(g, dev, ph, margin, rounds, seed, step, cnt_up, cnt_dn):
             up += u
             dn += d
     return up, dn, reads, nref
+
+
+# -------------------------------------------------------------------------------------- zero-shift
+
+STREAM_ZERO = 500  # + cycle: pulse keys of the calibration; STREAM_ZERO_READ: its read noise
+STREAM_ZERO_READ = 499
+
+
+@njit(cache=True)
+def zero_shift_calibrate(g, dev, ph, cycles, seed, cnt_up, cnt_dn, zero):
+    """Zero-shift calibration of the written pair (``dev.write``) of every cross-point: ``cycles``
+    times one up pulse then one down pulse on each device of the pair (through the device law,
+    counted), which walks a device to its symmetry point (soft bounds: where the up and the down
+    step are equal) and leaves it within a step of it; then one read of the pair, with the
+    array's read noise (one-hot read of the pair, clipping and ADC of the periphery), stored in
+    ``zero`` (N,) in S: (G₊ − ref₊) − (G₋ − ref₋), or G − ref for a single written device.
+    Returns (pulses up, pulses down, cross-point reads)."""
+    N = g.shape[1]
+    p, m = dev.write[0], dev.write[1]
+    up = 0
+    dn = 0
+    for cyc in range(cycles):
+        ku = key3(seed, STREAM_ZERO + 2 * cyc, 0)
+        kd = key3(seed, STREAM_ZERO + 2 * cyc + 1, 0)
+        for idx in range(N):
+            for t in range(1 if p == m else 2):
+                q = p if t == 0 else m
+                if dev.stuck[q, idx] != 0:
+                    continue
+                f = np.uint64(q * N + idx) * _PHI2
+                lo, hi = dev.g_min[q, idx], dev.g_max[q, idx]
+                if ph.family == TABLE:
+                    gv = _table_pulses(g[q, idx], 1, 1, lo, hi, ku ^ f, dev.table[q, idx], dev)
+                    gv = _table_pulses(gv, 1, -1, lo, hi, kd ^ f, dev.table[q, idx], dev)
+                else:
+                    shaped = SHAPED[ph.family]
+                    gv = _pulses(g[q, idx], 1, 1, ph.family, lo, hi, dev.dg_up[q, idx],
+                                 dev.gamma_up[q, idx] if shaped else 0.0, ph.c2c, ku ^ f)
+                    gv = _pulses(gv, 1, -1, ph.family, lo, hi, dev.dg_down[q, idx],
+                                 dev.gamma_down[q, idx] if shaped else 0.0, ph.c2c, kd ^ f)
+                g[q, idx] = gv
+                cnt_up[q, idx] += 1
+                cnt_dn[q, idx] += 1
+                up += 1
+                dn += 1
+    kr = key3(seed, STREAM_ZERO_READ, 0)
+    ndev = 1.0 if p == m else 2.0
+    for idx in range(N):
+        t = g[p, idx] - dev.ref[p]
+        if p != m:
+            t -= g[m, idx] - dev.ref[m]
+        y = _read_out(t / ph.g_scale, ph, np.sqrt(ndev), kr, idx, True)  # weight units of the pair
+        zero[idx] = y * ph.g_scale
+    return up, dn, N
+
+
+# --------------------------------------------------------------------------------------- tiki-taka
+
+TT_V1, TT_V2, TT_C2 = 0, 1, 2  # loop.Config.tt_algorithm (training.schemes.TT_ALGORITHMS order)
+STREAM_TT_READ = 400  # read noise of the transfer reads of A
+STREAM_TT_ROUND = 401  # TTv1: stochastic rounding of the transfer writes into C
+STREAM_TT_PULSE = 402  # pulse keys of the transfer writes into C
+STREAM_TT_CHOP = 403  # c-TTv2: chopper flips
+FAST = (0, 1)  # Tiki-Taka tile: planes of the fast pair A (pulsed by training)
+SLOW = (2, 3)  # planes of the slow pair C (written by transfers only)
+
+
+@njit(cache=True)
+def tt_write_fast(g, dev, ph, layer, d, a, lr, chop, chopped, seed, step, cnt_up, cnt_dn):
+    """Training update of the fast pair A of ``layer``: ΔA = −lr·d·aᵀ (``dev.write`` is A, the
+    array's update path: encoding, routing, law); c-TTv2 (``chopped``) writes ΔA_ij·c_j with the
+    chopper sign c_j of input column j (``chop``: every layer's columns, layer by layer)."""
+    if not chopped:
+        return update_layer_serial(g, dev, ph, layer, d, a, lr, seed, step, cnt_up, cnt_dn)
+    c = dev.cols[layer]
+    co = 0
+    for l in range(layer):
+        co += dev.cols[l]
+    ac = np.empty(c)
+    for j in range(c):
+        ac[j] = a[j] * chop[co + j]
+    return update_layer_serial(g, dev, ph, layer, d, ac, lr, seed, step, cnt_up, cnt_dn)
+
+
+@njit(cache=True, inline="always")
+def _fast_read(g, dev, ph, idx):
+    """A of cross-point ``idx`` without noise (A units: (G0 − ref0) − (G1 − ref1) − zero, / g_scale)."""
+    t = (g[FAST[0], idx] - dev.ref[FAST[0]]) - (g[FAST[1], idx] - dev.ref[FAST[1]])
+    if dev.zero.shape[0] != 0:
+        t -= dev.zero[idx]
+    return t / ph.g_scale
+
+
+@njit(cache=True)
+def tt_transfer(g, dev, ph, H, chop, alg, n_reads, lrs, transfer_lr, thres_scale, momentum, forget, chop_prob,
+                max_steps, event, seed, step, cnt_up, cnt_dn):
+    """Transfer event number ``event`` (0-based) of the whole network (see module docstring).
+
+    For every layer l, ``n_reads`` columns j = (event·n_reads + k) mod cols_l are read from A
+    (one-hot read of the A array: read noise, clipping, ADC of the periphery); v_i = A_ij (read).
+    TTv1: C_ij += lrs[l]·transfer_lr·v_i as pulses (the array's encoding; cap n_max).
+    TTv2 / c-TTv2: H_ij += lrs[l]·transfer_lr·v_i·c_j (c_j the chopper sign, 1 for TTv2);
+    n = trunc(H_ij / (thres_scale·ε)) clamped to ±max_steps (ε: C's nominal step of the polarity
+    the routing uses); when n ≠ 0, |n| pulses go to C and H_ij becomes momentum·H_ij
+    (``forget``) or H_ij − (1 − momentum)·n·thres_scale·ε. c-TTv2: after its read, column j's
+    chopper flips with probability ``chop_prob``.
+    Returns (pulses up, pulses down, cross-point reads)."""
+    pot = potentiate_route(ph, step)
+    kr = key3(seed, STREAM_TT_READ, step)
+    kq = key3(seed, STREAM_TT_ROUND, step)
+    kp = key3(seed, STREAM_TT_PULSE, step)
+    kc = key3(seed, STREAM_TT_CHOP, step)
+    gran = ph.dw_pot if pot else ph.dw_dep
+    thr = thres_scale * gran
+    sub = 1.0 - min(max(momentum, 0.0), 1.0)
+    sig = np.sqrt(2.0)  # one-hot read of a pair: √P·‖x‖ with P = 2 devices, ‖x‖ = 1
+    N = g.shape[1]
+    up = 0
+    dn = 0
+    reads = 0
+    co = 0
+    L = dev.rows.shape[0]
+    for l in range(L):
+        o, r, c = dev.off[l], dev.rows[l], dev.cols[l]
+        lt = lrs[l] * transfer_lr
+        for k in range(n_reads):
+            j = (event * n_reads + k) % c
+            sgn = chop[co + j] if alg == TT_C2 else 1.0
+            for i in range(r):
+                idx = o + i * c + j
+                v = _read_out(_fast_read(g, dev, ph, idx), ph, sig, subkey(kr, idx), k, True)
+                reads += 1
+                if alg == TT_V1:
+                    dw = lt * v
+                    if dw == 0.0 or not np.isfinite(dw):
+                        continue
+                    n = pulse_count(abs(dw) / gran, ph, kq, SLOW[0] * N + idx, ph.encoding)
+                    u, dd = _pulse_n(g, dev, ph, idx, n, dw > 0.0, SLOW[0], SLOW[1], kp, pot, cnt_up, cnt_dn)
+                else:
+                    h = H[idx] + lt * v * sgn
+                    q = h / thr
+                    n = 0
+                    if abs(q) >= 1.0:
+                        n = int(min(abs(q), 4.0e18))
+                        n = min(n, max_steps)
+                    u, dd = 0, 0
+                    if n > 0:
+                        if forget:
+                            h = h * momentum
+                        elif h > 0.0:
+                            h -= sub * n * thr
+                        else:
+                            h += sub * n * thr
+                        u, dd = _pulse_n(g, dev, ph, idx, n, q > 0.0, SLOW[0], SLOW[1], kp, pot, cnt_up, cnt_dn)
+                    H[idx] = h
+                up += u
+                dn += dd
+            if alg == TT_C2 and chop_prob > 0.0 and uniform(subkey(kc, co + j), k) < chop_prob:
+                chop[co + j] = -chop[co + j]
+        co += c
+    return up, dn, reads

@@ -12,6 +12,7 @@ plotted number.
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -48,6 +49,12 @@ def rows(ds) -> list[dict]:
     sizes = [int(s) for s in ds.attrs["sizes"]]
     L = len(sizes) - 1
     n_weights = sum((sizes[l] + 1) * sizes[l + 1] for l in range(L))
+    # the sweep's train params (its base params with the sweep's fixed train.* settings): the
+    # digital values a scheme holds depend on its variant (tiki-taka: ttv1 / ttv2 / c-ttv2, zero-shift)
+    tp = dict((ds.attrs.get("params") or {}).get("train") or {})
+    tp.update({k.split(".", 1)[1]: v for k, v in (ds.attrs["sweep"].get("set") or {}).items()
+               if str(k).startswith("train.")})
+    train = SimpleNamespace(**tp) if tp else None
     out = []
     for k, scheme in enumerate(axes[0]["labels"]):
         sc = schemes.get(scheme)
@@ -63,7 +70,7 @@ def rows(ds) -> list[dict]:
                 ledger_mod.forward_passes_per_sample(alg, L)
             with np.errstate(invalid="ignore", divide="ignore"):
                 pm, _ = _stats(pulses / samples)
-            digital = 1.0 if entry.is_float else float(sc.digital_per_weight)
+            digital = 1.0 if entry.is_float else schemes.digital_per_weight(sc.name, train, sizes)
             held = ledger_mod.values_held(alg, sizes)
             out.append({"algorithm": alg, "scheme": "float" if entry.is_float else scheme,
                         "order": entry.order, "acc_mean": _r(m), "acc_sd": _r(sd),

@@ -27,6 +27,7 @@ from .instantiate import load_arrays
 from ..errors import InputError, TrainingDiverged
 from ..training import ledger as ledger_mod
 from ..training import run as training
+from ..training import schemes
 from ..training.metrics import EPOCH_METRICS, LEDGER_METRICS, LEDGER_NAMES
 
 CHECKPOINT = "checkpoint.npz"
@@ -113,31 +114,56 @@ class Recorder:
             self.s.write(f"pulses_down_{l}", ..., layer_block(cnt_dn, su.net.dev, l))
 
 
-    def write_scheme(self, su: training.Setup, state: training.State, flt: bool) -> None:
-        """The update scheme (attrs) and its digital state after the last written epoch: the
-        mixed-precision accumulator ``chi_<l>`` of every layer (device algorithms only)."""
+    def write_scheme(self, p, su: training.Setup, state: training.State, flt: bool) -> None:
+        """The update scheme (attrs) and its digital state after the last written epoch (device
+        algorithms only): the mixed-precision accumulator χ or tiki-taka's buffer H (``chi_<l>``),
+        c-TTv2's chopper signs (``chop_<l>``, one per input column) and the zero-shift offsets
+        (``zero_<l>``)."""
         sc = su.scheme_entry
-        self.s.set_attrs(scheme=sc.name, scheme_digital_per_weight=0.0 if flt else sc.digital_per_weight,
-                         scheme_planes=0 if flt else sc.planes)
-        if flt or sc.digital_per_weight == 0:
+        dpw = 0.0 if flt else schemes.digital_per_weight(sc.name, p.train, su.net.sizes)
+        self.s.set_attrs(scheme=sc.name, scheme_digital_per_weight=dpw, scheme_planes=0 if flt else sc.planes)
+        if flt:
             return
+        dev = su.net.dev
+        tt = sc.code == schemes.TIKI_TAKA
+        has_chi = sc.code == schemes.MIXED_PRECISION or (tt and p.train.tt_algorithm != "ttv1")
+        what = "tiki-taka buffer H" if tt else "mixed-precision accumulator χ"
+        co = 0
         for l in range(su.net.n_layers):
-            r, c = int(su.net.dev.rows[l]), int(su.net.dev.cols[l])
-            self.s.array(f"chi_{l}", (f"row_{l}", f"col_{l}"), (r, c), data=layer_block(state.chi, su.net.dev, l),
-                         attrs={"units": "1", "description": f"mixed-precision accumulator χ of layer {l} after the "
-                                "last written epoch (weight units, not yet written to the devices)"})
+            r, c = int(dev.rows[l]), int(dev.cols[l])
+            if has_chi:
+                self.s.array(f"chi_{l}", (f"row_{l}", f"col_{l}"), (r, c), data=layer_block(state.chi, dev, l),
+                             attrs={"units": "1", "description": f"{what} of layer {l} after the last written "
+                                    "epoch (weight units, not yet written to the devices)"})
+            if tt and p.train.tt_algorithm == "c-ttv2":
+                self.s.array(f"chop_{l}", (f"col_{l}",), (c,), data=state.chop[co:co + c],
+                             attrs={"units": "1", "description": f"c-TTv2 chopper sign of each input column of "
+                                    f"layer {l} after the last written epoch"})
+            if dev.zero.shape[0]:
+                self.s.array(f"zero_{l}", (f"row_{l}", f"col_{l}"), (r, c), data=layer_block(dev.zero, dev, l),
+                             attrs={"units": "S", "description": f"zero-shift offset of the written pair of layer "
+                                    f"{l} (its read at the symmetry point)"})
+            co += c
 
 
-def _save_checkpoint(path: Path, state: training.State, epoch: int) -> None:
+def _save_checkpoint(path: Path, state: training.State, epoch: int, zero: np.ndarray | None = None) -> None:
+    """The training state after ``epoch``: conductances, weights, pulse counters, the scheme's
+    digital state (χ / H, chopper signs) and the zero-shift offsets (``zero``; size 0: none)."""
     tmp = path.with_name(path.name + ".part.npz")
-    np.savez(tmp, g=state.g, W=state.W, cnt_up=state.cnt_up, cnt_dn=state.cnt_dn, chi=state.chi,
-             epoch=np.int64(epoch))
+    np.savez(tmp, g=state.g, W=state.W, cnt_up=state.cnt_up, cnt_dn=state.cnt_dn, chi=state.chi, chop=state.chop,
+             zero=np.zeros(0) if zero is None else zero, epoch=np.int64(epoch))
     os.replace(tmp, path)
 
 
-def _load_checkpoint(path: Path) -> tuple[training.State, int]:
+def _load_checkpoint(path: Path, zero: np.ndarray | None = None) -> tuple[training.State, int]:
+    """The state of a checkpoint; ``zero``: the zero-shift offsets of the arrays being resumed
+    (they must be the checkpoint's)."""
     z = np.load(path)
-    state = training.State(z["g"].copy(), z["W"].copy(), z["cnt_up"].copy(), z["cnt_dn"].copy(), z["chi"].copy())
+    chop = z["chop"].copy() if "chop" in z.files else None
+    if zero is not None and "zero" in z.files and not np.array_equal(z["zero"], zero):
+        raise InputError("--resume", f"the checkpoint {path} holds other zero-shift offsets than these arrays' "
+                         "calibration; rerun without --resume")
+    state = training.State(z["g"].copy(), z["W"].copy(), z["cnt_up"].copy(), z["cnt_dn"].copy(), z["chi"].copy(), chop)
     return state, int(z["epoch"])
 
 
@@ -151,7 +177,7 @@ def _train_into(p, su: training.Setup, tmp: Path, resume: bool, epochs: int) -> 
     state = training.State.initial(su.net)
     start = 0
     if resume and ckpt.exists() and run_path.exists():
-        state, start = _load_checkpoint(ckpt)
+        state, start = _load_checkpoint(ckpt, su.net.dev.zero)
         rec = Recorder(store.Store.open(run_path))
         progress.log(f"resuming {su.algorithm}-{su.seed} after epoch {start}")
     else:
@@ -177,8 +203,8 @@ def _train_into(p, su: training.Setup, tmp: Path, resume: bool, epochs: int) -> 
             s.write("confusion", ..., training.confusion(su.data.y_test, res.pred, su.data.n_classes))
             if not flt:
                 rec.write_counts(su, state.cnt_up, state.cnt_dn)
-            rec.write_scheme(su, state, flt)
-            _save_checkpoint(ckpt, state, epoch)
+            rec.write_scheme(p, su, state, flt)
+            _save_checkpoint(ckpt, state, epoch, su.net.dev.zero)
             progress.log(f"{su.algorithm}-{su.seed} epoch {epoch}/{epochs}: loss {res.metrics['train_loss']:.4f} "
                          f"train {res.metrics['train_acc_eval']:.3f} test {res.metrics['test_acc']:.3f}",
                          verbose_only=True)

@@ -96,9 +96,11 @@ def convention(algorithm: str, sizes: list[int], *, planes: int, digital_per_wei
 
     ``planes``: analog devices per weight (2 for a differential pair; more for a scheme with extra
     arrays); ``digital_per_weight``: digital values held per weight between samples (a scheme's
-    accumulator χ or buffer H; 0 for direct writes); both come from the update scheme. ``counts``:
+    accumulator χ or buffer H, c-TTv2's chopper signs, a zero-shift offset; 0 for direct writes:
+    ``schemes.digital_per_weight(scheme, train, sizes)``); both come from the update scheme. ``counts``:
     the kernels' counts over ``n_samples`` training samples (keys ``reads``, ``device_reads``,
-    ``pulses_up``, ``pulses_down``, and where a scheme has them ``transfers``, ``verify_reads``),
+    ``pulses_up``, ``pulses_down``, and where a scheme has them ``transfers``, ``verify_reads``:
+    tiki-taka counts one verify read per cross-point of each A column a transfer reads),
     turned into per-sample and per-weight-per-sample rates."""
     W = n_weights(sizes)
     L = len(sizes) - 1

@@ -75,6 +75,16 @@ class Config(NamedTuple):
     carry_every: int = 1  # carry: samples between transfers
     carry_rounds: int = 1  # carry: write-verify rounds per pair (also of a refresh)
     refresh_margin: float = 0.0  # any scheme: refresh pairs this close to a bound after every sample (0: off)
+    tt_algorithm: int = KS.TT_V2  # tiki-taka: KS.TT_V1, TT_V2 or TT_C2
+    tt_transfer_every: int = 1  # tiki-taka: samples between transfer events
+    tt_n_reads: int = 1  # tiki-taka: columns of A read per layer and event
+    tt_transfer_lr: float = 1.0  # tiki-taka: × the layer's rate
+    tt_fast_lr: float = 1.0  # tiki-taka: × the layer's rate, for A's update
+    tt_thres_scale: float = 1.0  # TTv2: threshold of H in C steps
+    tt_momentum: float = 0.0  # TTv2: fraction of H kept after a pulse
+    tt_forget_buffer: bool = True  # TTv2: H ← momentum·H after a pulse (else H −= (1 − momentum)·pulses)
+    tt_in_chop_prob: float = 0.0  # c-TTv2: chopper flip probability per column read
+    tt_max_steps: int = 1  # TTv2: most pulses per weight and transfer
 
 
 # The jitted functions take their arguments in three small groups (numba accepts NamedTuples), so
@@ -92,13 +102,16 @@ class Static(NamedTuple):
 
 
 _NO_CHI = np.zeros(0)  # State.chi of a scheme without an accumulator (never written: size 0)
+_NO_CHOP = np.zeros(0)  # State.chop of a scheme without choppers
 
 
 class State(NamedTuple):
     """What training changes: conductances ``g`` (P, N) (hardware algorithms), float weights ``W``
     (N,) (float algorithms), pulse counters (P, N), the ledger (per-epoch totals) and the update
-    scheme's digital state: ``chi`` (N,), the mixed-precision accumulator (size 0 for the other
-    schemes; the default, for callers that build a State of the ``direct`` scheme in Python)."""
+    scheme's digital state: ``chi`` (N,), the mixed-precision accumulator or tiki-taka's buffer H
+    (size 0 for the other schemes; the default, for callers that build a State of the ``direct``
+    scheme in Python) and ``chop`` (Σ cols,), c-TTv2's chopper sign of every input column of
+    every layer (±1; size 0 otherwise)."""
 
     g: np.ndarray
     W: np.ndarray
@@ -106,6 +119,7 @@ class State(NamedTuple):
     cnt_dn: np.ndarray
     ledger: np.ndarray
     chi: np.ndarray = _NO_CHI
+    chop: np.ndarray = _NO_CHOP
 
 
 class Work(NamedTuple):
@@ -282,6 +296,14 @@ def write_layer(s, st, wk, flt, l, step):
         st.ledger[L_PULSES_UP] += up
         st.ledger[L_PULSES_DOWN] += dn
         st.ledger[L_VERIFY_READS] += nv
+    elif s.cfg.scheme == schemes.TIKI_TAKA:
+        chopped = s.cfg.tt_algorithm == KS.TT_C2
+        if chopped and st.chop.shape[0] != dev.cols.sum():
+            raise ValueError("c-TTv2 update without its chopper signs (State.chop)")
+        up, dn = KS.tt_write_fast(st.g, dev, s.ph, l, d, a, s.lrs[l] * s.cfg.tt_fast_lr, st.chop, chopped, s.cfg.seed,
+                                  step, st.cnt_up, st.cnt_dn)
+        st.ledger[L_PULSES_UP] += up
+        st.ledger[L_PULSES_DOWN] += dn
     else:
         up, dn = K.update_layer_serial(st.g, dev, s.ph, l, d, a, s.lrs[l], s.cfg.seed, step, st.cnt_up, st.cnt_dn)
         st.ledger[L_PULSES_UP] += up
@@ -345,19 +367,26 @@ def _snapshot(g, W, flt, snaps, s):
 
 @njit(cache=True)
 def run_epoch(g, W, dev, ph, cfg, lrs, X, T, order, step0, every, cnt_up, cnt_dn, ledger, snaps, snap_steps,
-              loss0=0.0, chi=None):
+              loss0=0.0, chi=None, chop=None):
     """Train one epoch over ``order``. Global sample counter starts at ``step0``; a snapshot of the
     conductances (float: weights) is taken after every ``every``-th global sample.
     ``loss0``: the loss sum so far, when an epoch is run as consecutive slices of its order (the sum
     then continues exactly as in one call). ``chi``: the update scheme's accumulator (State.chi;
-    None: none).
+    None: none); ``chop``: c-TTv2's chopper signs (State.chop; None: none).
     Returns (loss sum, correct, snapshots taken, bad sample index or -1)."""
     s_ = Static(dev, ph, cfg, lrs)
     if chi is None:
         ch = np.zeros(0)
     else:
         ch = chi
-    st = State(g, W, cnt_up, cnt_dn, ledger, ch)
+    if chop is None:
+        cp = np.zeros(0)
+    else:
+        cp = chop
+    st = State(g, W, cnt_up, cnt_dn, ledger, ch, cp)
+    if cfg.scheme == schemes.TIKI_TAKA and not is_float(cfg.algorithm) and cfg.tt_algorithm != KS.TT_V1 and \
+            ch.shape[0] != g.shape[1]:
+        raise ValueError("TTv2 without its buffer H (chi)")
     wk = work(dev)
     rec = np.zeros(1)
     flt = is_float(cfg.algorithm)
@@ -374,6 +403,15 @@ def run_epoch(g, W, dev, ph, cfg, lrs, X, T, order, step0, every, cnt_up, cnt_dn
             K.drift(g, dev, ph)
             if cfg.scheme == schemes.CARRY and (step + 1) % cfg.carry_every == 0:
                 up, dn, nv = KS.carry_transfer(g, dev, ph, cfg.carry_rounds, cfg.seed, step, cnt_up, cnt_dn)
+                ledger[L_PULSES_UP] += up
+                ledger[L_PULSES_DOWN] += dn
+                ledger[L_VERIFY_READS] += nv
+                ledger[L_TRANSFERS] += 1
+            if cfg.scheme == schemes.TIKI_TAKA and (step + 1) % cfg.tt_transfer_every == 0:
+                up, dn, nv = KS.tt_transfer(g, dev, ph, ch, cp, cfg.tt_algorithm, cfg.tt_n_reads, lrs,
+                                            cfg.tt_transfer_lr, cfg.tt_thres_scale, cfg.tt_momentum,
+                                            cfg.tt_forget_buffer, cfg.tt_in_chop_prob, cfg.tt_max_steps,
+                                            (step + 1) // cfg.tt_transfer_every - 1, cfg.seed, step, cnt_up, cnt_dn)
                 ledger[L_PULSES_UP] += up
                 ledger[L_PULSES_DOWN] += dn
                 ledger[L_VERIFY_READS] += nv
@@ -446,15 +484,20 @@ def ideal_errors(Wi, g, dev, ph, cfg, x, t, out):
 
 
 @njit(cache=True)
-def probe(g, W, dev, ph, cfg, lrs, Xp, Tp, step0, ideal, insitu, chi=None):
+def probe(g, W, dev, ph, cfg, lrs, Xp, Tp, step0, ideal, insitu, chi=None, chop=None):
     """For each probe sample: the ideal backprop errors of the present weights (noise-free reads
     of the devices) and the errors the algorithm actually writes with in situ (noisy reads,
     through the arrays it has already updated in that sample), on a copy of the state (``chi``:
-    the scheme's accumulator, copied too)."""
+    the scheme's accumulator, ``chop``: the chopper signs, copied too)."""
     if chi is None:  # a scheme with an accumulator, probed without one: a fresh (zero) χ
         ch = np.zeros(g.shape[1]) if cfg.scheme == schemes.MIXED_PRECISION else np.zeros(0)
     else:
         ch = chi
+    if chop is None:  # c-TTv2 probed without its choppers: every sign +1
+        cp = np.ones(dev.cols.sum()) if cfg.scheme == schemes.TIKI_TAKA and cfg.tt_algorithm == KS.TT_C2 \
+            else np.zeros(0)
+    else:
+        cp = chop
     s = Static(dev, ph, cfg, lrs)
     wk = work(dev)
     ledger = np.zeros(N_LEDGER, np.int64)
@@ -468,5 +511,6 @@ def probe(g, W, dev, ph, cfg, lrs, Xp, Tp, step0, ideal, insitu, chi=None):
             for idx in range(N):
                 Wi[idx] = K.weight(g, dev, ph, idx)
         ideal_errors(Wi, g, dev, ph, cfg, Xp[k], Tp[k], ideal[k])
-        st = State(g.copy(), W.copy(), np.zeros((P, N), np.int64), np.zeros((P, N), np.int64), ledger, ch.copy())
+        st = State(g.copy(), W.copy(), np.zeros((P, N), np.int64), np.zeros((P, N), np.int64), ledger, ch.copy(),
+                   cp.copy())
         train_sample(s, st, wk, Xp[k], Tp[k], step0 + k, insitu[k], True)

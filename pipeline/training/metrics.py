@@ -40,10 +40,11 @@ LEDGER_METRICS: tuple[Metric, ...] = (
     Metric("forward_passes", "passes", "forward passes through the network in the epoch", True),
     Metric("verify_reads", "cross-point reads", "verify reads of one cross-point's weight (all its devices) "
            "by an update scheme (mixed precision with readback: before and after each write; carry: "
-           "write-verify of each pair, counted per pair read) in the epoch", True),
+           "write-verify of each pair, counted per pair read; tiki-taka: each cross-point of an A column read by a "
+           "transfer) in the epoch", True),
     Metric("refreshes", "pairs", "device pairs refreshed (read, reset, programmed back) in the epoch", True),
-    Metric("transfers", "transfers", "carry transfers of the whole network's LSB pairs into the MSB pairs in the epoch",
-           True),
+    Metric("transfers", "transfers", "transfer events of the whole network in the epoch (carry: LSB pairs into the "
+           "MSB pairs; tiki-taka: columns of A into C)", True),
 )
 
 PER_EPOCH: tuple[Metric, ...] = EPOCH_METRICS + LEDGER_METRICS

@@ -55,24 +55,30 @@ class Setup:
 @dataclass
 class State:
     """The training state, updated in place by the kernels: conductances ``g``, float weights
-    ``W`` (same flat layout), the per-device pulse counters and the update scheme's digital state
-    ``chi`` (N,) (the mixed-precision accumulator; zero and untouched for the other schemes)."""
+    ``W`` (same flat layout), the per-device pulse counters and the update scheme's digital state:
+    ``chi`` (N,) (the mixed-precision accumulator, or tiki-taka's buffer H; zero and untouched for
+    the other schemes) and ``chop`` (Σ cols,) (c-TTv2's chopper sign of every input column, ±1,
+    all +1 at the start; untouched by the other schemes). Tiki-taka's transfer counter is the
+    global sample count (the epoch in the checkpoint): the column a transfer reads follows from it."""
 
     g: np.ndarray
     W: np.ndarray
     cnt_up: np.ndarray
     cnt_dn: np.ndarray
     chi: np.ndarray | None = None
+    chop: np.ndarray | None = None
 
     def __post_init__(self):
         if self.chi is None:
             self.chi = np.zeros(self.g.shape[1])
+        if self.chop is None:
+            self.chop = np.zeros(0)
 
     @classmethod
     def initial(cls, net: arr.Crossbars) -> "State":
         g = net.g0.copy()
         return cls(g, net.weights0().copy(), np.zeros(g.shape, np.int64), np.zeros(g.shape, np.int64),
-                   np.zeros(g.shape[1]))
+                   np.zeros(g.shape[1]), np.ones(int(net.dev.cols.sum())))
 
 
 @dataclass
@@ -108,13 +114,22 @@ def make_config(p, algorithm: str, seed: int) -> loop.Config:
     if t.scheme != "direct" and algorithms.get(algorithm).encoding is not None:
         raise InputError("train.scheme", f"{algorithm} fixes its own write encoding and runs only with the direct "
                          f"scheme, got {t.scheme!r}")
+    if t.scheme == "tiki-taka" and t.tt_algorithm == "c-ttv2" and t.tt_gamma != 0.0:
+        raise InputError("train.tt_gamma", f"got {t.tt_gamma}, but c-ttv2 holds A chopped (its sign flips per "
+                         "column), so A cannot be part of the forward weight; expected 0")
     return loop.Config(algorithm=algorithms.CODES[algorithm], hidden=loop.ACTIVATION_CODES[n.activation],
                        output=loop.ACTIVATION_CODES[n.output], loss=0 if n.loss == "mse" else 1,
                        derivative=0 if n.derivative == "exact" else 1, seed=int(seed),
                        scheme=schemes.CODES[t.scheme],
                        mp_subtract=KS.MP_READBACK if t.mp_subtract == "readback" else KS.MP_NOMINAL,
                        carry_every=int(t.carry_every), carry_rounds=int(t.carry_rounds),
-                       refresh_margin=float(t.refresh_margin))
+                       refresh_margin=float(t.refresh_margin),
+                       tt_algorithm=schemes.TT_ALGORITHMS.index(t.tt_algorithm),
+                       tt_transfer_every=int(t.tt_transfer_every), tt_n_reads=int(t.tt_n_reads_per_transfer),
+                       tt_transfer_lr=float(t.tt_transfer_lr), tt_fast_lr=float(t.tt_fast_lr),
+                       tt_thres_scale=float(t.tt_thres_scale), tt_momentum=float(t.tt_momentum),
+                       tt_forget_buffer=bool(t.tt_forget_buffer), tt_in_chop_prob=float(t.tt_in_chop_prob),
+                       tt_max_steps=int(t.tt_max_steps))
 
 
 def setup(p, algorithm: str, seed: int, net: arr.Crossbars, data: datasets.Split | None = None) -> Setup:
@@ -132,6 +147,11 @@ def setup(p, algorithm: str, seed: int, net: arr.Crossbars, data: datasets.Split
         net = dataclasses.replace(net, ph=net.ph._replace(encoding=K.ENC_NEAREST))
     if cfg.scheme == schemes.CARRY and not entry.is_float:  # a second, significance-weighted pair per weight
         net = arr.with_carry_pair(net, p.train.carry_gamma, p.base.seed)
+    if cfg.scheme == schemes.TIKI_TAKA and not entry.is_float:  # the fast pair A and the slow pair C
+        net = arr.with_transfer_pair(net, p.train.tt_gamma, p.base.seed)
+    zs = p.train.zero_shift or (cfg.scheme == schemes.TIKI_TAKA and p.train.tt_zero_shift)
+    if zs and not entry.is_float:  # the written pair's zero at its symmetry point
+        net = arr.zero_shift(net, p.train.zero_shift_cycles, int(p.base.seed) * 1000003 + int(seed))
     lrs = np.asarray(config.layer_lrs(p.train, net.sizes), np.float64)
     k = data.n_classes
     T_train = targets(data.y_train, k, p.network.output)
@@ -184,7 +204,7 @@ def _eval_epoch(su: Setup, g, W, epoch: int, pred_test: np.ndarray | None = None
     return tr, te
 
 
-def _probe_epoch(su: Setup, g, W, epoch: int, chi=None):
+def _probe_epoch(su: Setup, g, W, epoch: int, chi=None, chop=None):
     n_units = int(su.net.dev.rows.sum())
     n = len(su.probe_idx)
     ideal = np.zeros((n, n_units))
@@ -192,12 +212,12 @@ def _probe_epoch(su: Setup, g, W, epoch: int, chi=None):
     if n:
         xp = np.ascontiguousarray(su.data.x_test[su.probe_idx])
         tp = np.ascontiguousarray(su.T_test[su.probe_idx])
-        loop.probe(g, W, su.net.dev, su.net.ph, su.cfg, su.lrs, xp, tp, loop.PROBE_STEP0 + epoch * (1 << 20), ideal, insitu, chi)
+        loop.probe(g, W, su.net.dev, su.net.ph, su.cfg, su.lrs, xp, tp, loop.PROBE_STEP0 + epoch * (1 << 20), ideal, insitu, chi, chop)
     return ideal, insitu
 
 
 def train_epoch(p, su: Setup, g, W, cnt_up, cnt_dn, epoch: int, every: int, snaps, snap_steps, on_snaps=None,
-                chi=None):
+                chi=None, chop=None):
     """One epoch of training (in place on g / W / counters) and its hardware evaluation.
 
     With ``on_snaps``, the epoch runs as consecutive slices of its order of ``len(snaps) * every``
@@ -214,7 +234,7 @@ def train_epoch(p, su: Setup, g, W, cnt_up, cnt_dn, epoch: int, every: int, snap
         part = order[a:a + span]
         loss_sum, ok, ns, bad = loop.run_epoch(g, W, su.net.dev, su.net.ph, su.cfg, su.lrs, su.data.x_train,
                                                su.T_train, part, (epoch - 1) * n_train + a, every, cnt_up, cnt_dn,
-                                               led, snaps, snap_steps, loss_sum, chi)
+                                               led, snaps, snap_steps, loss_sum, chi, chop)
         correct += ok
         if bad >= 0:
             bad += a
@@ -236,7 +256,7 @@ def initial_epoch(su: Setup, state: State, *, probes: bool) -> EpochResult:
     """Epoch 0, the state before training: hardware inference (and the probes if asked)."""
     (trl, tra), (tel, tea) = _eval_epoch(su, state.g, state.W, 0)
     metrics = {"train_loss_eval": trl, "train_acc_eval": tra, "test_loss": tel, "test_acc": tea}
-    ideal, insitu = _probe_epoch(su, state.g, state.W, 0, state.chi) if probes else (None, None)
+    ideal, insitu = _probe_epoch(su, state.g, state.W, 0, state.chi, state.chop) if probes else (None, None)
     return EpochResult(0, metrics, np.zeros(loop.N_LEDGER, np.int64), None, None, None, ideal, insitu)
 
 
@@ -264,8 +284,8 @@ def run_epochs(p, su: Setup, state: State, first: int, last: int, *, every: int 
         snap_steps = np.zeros(snaps.shape[0], np.int64)
     for epoch in range(first, last + 1):
         led, ns, pred, metrics = train_epoch(p, su, state.g, state.W, state.cnt_up, state.cnt_dn, epoch, every,
-                                             snaps, snap_steps, on_snaps, state.chi)
-        ideal, insitu = _probe_epoch(su, state.g, state.W, epoch, state.chi) if probes else (None, None)
+                                             snaps, snap_steps, on_snaps, state.chi, state.chop)
+        ideal, insitu = _probe_epoch(su, state.g, state.W, epoch, state.chi, state.chop) if probes else (None, None)
         yield EpochResult(epoch, metrics, led, pred, snaps[:ns], snap_steps[:ns], ideal, insitu)
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 # how mixed precision takes the written change out of its accumulator (``train.mp_subtract``)
 MP_SUBTRACT = ("readback", "nominal")
+# tiki-taka's variant (``train.tt_algorithm``), in the order of the kernel codes (crossbar.schemes.TT_*)
+TT_ALGORITHMS = ("ttv1", "ttv2", "c-ttv2")
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,15 @@ REGISTRY: tuple[Scheme, ...] = (
            "samples the LSB is read, moved into the slow MSB pair by write-verify and programmed back to the "
            "residual (Agarwal et al. 2017; Ambrogio et al. 2018); analog storage only",
            0.0, 4, ("carry_every", "carry_gamma", "carry_rounds"), "^", "#bcbd22"),
+    Scheme("tiki-taka", 3,
+           "four devices per weight, forward weight γ·A + C: training pulses the fast pair A (zero at its "
+           "symmetry point with train.zero_shift); every tt_transfer_every samples columns of A are read and "
+           "moved into the slow pair C: TTv1 as pulses at once, TTv2 through a digital buffer H per weight "
+           "that pulses C when it crosses a threshold, c-TTv2 also with a chopper sign per input column "
+           "(Gokmen & Haensch 2020; Gokmen 2021; aihwkit TransferCompound)",
+           2.0, 4, ("tt_zero_shift", "tt_algorithm", "tt_gamma", "tt_transfer_every", "tt_n_reads_per_transfer", "tt_transfer_lr",
+                    "tt_fast_lr", "tt_thres_scale", "tt_momentum", "tt_forget_buffer", "tt_in_chop_prob",
+                    "tt_max_steps"), "D", "#9467bd"),
 )
 
 NAMES: tuple[str, ...] = tuple(s.name for s in REGISTRY)
@@ -54,6 +65,33 @@ CODES: dict[str, int] = {s.name: s.code for s in REGISTRY}
 DIRECT = CODES["direct"]
 MIXED_PRECISION = CODES["mixed-precision"]
 CARRY = CODES["carry"]
+TIKI_TAKA = CODES["tiki-taka"]
+
+
+def digital_per_weight(name: str, train=None, sizes=None) -> float:
+    """Digital values held per weight between samples by scheme ``name`` with the ``train``
+    params (None: the registry's figure, for the scheme's default variant): tiki-taka holds
+    nothing for TTv1, its buffer H (1) for TTv2, H plus one chopper sign per input column of
+    every layer (Σ cols / weights) for c-TTv2; ``train.zero_shift`` (or, for tiki-taka,
+    ``train.tt_zero_shift``) adds the zero offset of every weight (1). ``sizes``: the layer widths
+    (needed for c-TTv2). The registry's figure is that of the defaults (tiki-taka: TTv2 with
+    zero-shift, 2)."""
+    s = get(name)
+    if train is None:
+        return s.digital_per_weight
+    d = s.digital_per_weight
+    if s.code == TIKI_TAKA:
+        alg = str(getattr(train, "tt_algorithm", "ttv2"))
+        d = 0.0 if alg == "ttv1" else 1.0
+        if alg == "c-ttv2":
+            if sizes is None:
+                raise ValueError("digital_per_weight: c-ttv2 needs the layer sizes")
+            cols = [int(n) + 1 for n in sizes[:-1]]
+            n_w = sum(c * int(r) for c, r in zip(cols, sizes[1:]))
+            d += sum(cols) / n_w
+    if getattr(train, "zero_shift", False) or (s.code == TIKI_TAKA and getattr(train, "tt_zero_shift", True)):
+        d += 1.0
+    return float(d)
 
 
 def get(name: str) -> Scheme:
