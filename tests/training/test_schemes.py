@@ -230,17 +230,23 @@ def test_resume_through_checkpoint_is_bit_identical_and_counts_match():
     assert digest(whole, led_whole) != digest(lost, led_lost)
 
 
-def test_one_and_two_threads_bit_identical():
-    script = ("import sys, numba; sys.path.insert(0, {root!r}); "
-              "from tests.training.test_schemes import _iris_run, digest; "
-              "print(numba.get_num_threads(), digest(*_iris_run([2])))").format(root=str(ROOT))
+def printed_with_threads(script: str, threads=(1, 2)) -> list[list[str]]:
+    """Run ``script`` (python -c, repo on sys.path) once per numba thread count; the words each printed."""
     out = []
-    for threads in (1, 2):
-        env = dict(os.environ, NUMBA_NUM_THREADS=str(threads), PYTHONPATH=str(ROOT))
+    for n in threads:
+        env = dict(os.environ, NUMBA_NUM_THREADS=str(n), PYTHONPATH=str(ROOT))
         res = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True, text=True,
                              timeout=600)
         assert res.returncode == 0, res.stderr
         out.append(res.stdout.split())
+    return out
+
+
+def test_one_and_two_threads_bit_identical():
+    script = ("import sys, numba; sys.path.insert(0, {root!r}); "
+              "from tests.training.test_schemes import _iris_run, digest; "
+              "print(numba.get_num_threads(), digest(*_iris_run([2])))").format(root=str(ROOT))
+    out = printed_with_threads(script)
     assert out[0][0] == "1" and out[1][0] == "2"
     assert out[0][1] == out[1][1]
 

@@ -7,9 +7,6 @@ checkpoint and 1 vs 2 numba threads."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +20,7 @@ from pipeline.crossbar import schemes as KS
 from pipeline.devices import law
 from pipeline.errors import InputError
 from pipeline.training import loop, run, schemes
-from tests.training.test_schemes import _iris_run, digest
+from tests.training.test_schemes import _iris_run, digest, printed_with_threads
 from tests.training.test_training_algebra import IDEAL, make_net
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -305,12 +302,6 @@ def test_one_and_two_threads_bit_identical():
               "s, l = _iris_run([2], extra=_TT); "
               "print(numba.get_num_threads(), digest(s, l), hashlib.sha256(s.chop.tobytes()).hexdigest())"
               ).format(root=str(ROOT))
-    out = []
-    for threads in (1, 2):
-        env = dict(os.environ, NUMBA_NUM_THREADS=str(threads), PYTHONPATH=str(ROOT))
-        res = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True, text=True,
-                             timeout=600)
-        assert res.returncode == 0, res.stderr
-        out.append(res.stdout.split())
+    out = printed_with_threads(script)
     assert out[0][0] == "1" and out[1][0] == "2"
     assert out[0][1:] == out[1][1:]
