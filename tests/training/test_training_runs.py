@@ -71,19 +71,23 @@ def test_bit_identical_for_one_and_two_threads(workspace):
     assert np.all(np.diff(G, axis=0) != 0, axis=0).any()  # devices moved
 
 
-def test_interrupt_and_resume_is_bit_identical(workspace):
+@pytest.mark.parametrize("label", ["progressive-held", "progressive+mixed-precision", "backprop+carry",
+                                   "progressive+tiki-taka"])
+def test_interrupt_and_resume_is_bit_identical(workspace, label):
+    """SIGTERM of the CLI mid-run, then ``--resume``: the store equals an uninterrupted run's, for
+    every update scheme (χ, the carry and tiki-taka planes, H, choppers and offsets are in the checkpoint)."""
     (workspace / "params_long.yaml").write_text(PARAMS.replace("epochs: 3", "epochs: 6"))
-    ref = subprocess.run([sys.executable, "-m", "pipeline", "-q", "train", "-a", "progressive-held", "--seed", "1",
+    ref = subprocess.run([sys.executable, "-m", "pipeline", "-q", "train", "-a", label, "--seed", "1",
                           "--arrays", str(workspace / "arrays.zarr"), "--params", str(workspace / "params_long.yaml"),
-                          "--out", str(workspace / "ref")], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          "--out", str(workspace / f"ref-{label}")], cwd=ROOT, capture_output=True, text=True, timeout=600,
                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert ref.returncode == 0, ref.stderr
-    out = workspace / "cut"
-    cmd = [sys.executable, "-m", "pipeline", "-q", "train", "-a", "progressive-held", "--seed", "1",
+    out = workspace / f"cut-{label}"
+    cmd = [sys.executable, "-m", "pipeline", "-q", "train", "-a", label, "--seed", "1",
            "--arrays", str(workspace / "arrays.zarr"), "--params", str(workspace / "params_long.yaml"), "--out", str(out)]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
-    ckpt = workspace / ".cut.tmp" / train_stage.CHECKPOINT
+    ckpt = workspace / f".cut-{label}.tmp" / train_stage.CHECKPOINT
     deadline = time.time() + 300
     while time.time() < deadline and not ckpt.exists() and proc.poll() is None:
         time.sleep(0.02)
@@ -98,8 +102,8 @@ def test_interrupt_and_resume_is_bit_identical(workspace):
     res = subprocess.run(cmd + ["--resume"], cwd=ROOT, capture_output=True, text=True, timeout=600,
                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert res.returncode == 0, res.stdout + res.stderr
-    assert not (workspace / ".cut.tmp").exists()
-    _same_store(workspace / "ref", out)
+    assert not (workspace / f".cut-{label}.tmp").exists()
+    _same_store(workspace / f"ref-{label}", out)
 
 
 def test_nan_stops_with_epoch_and_sample(workspace):
