@@ -287,14 +287,16 @@ def test_carry_transfer_keeps_the_weight_and_empties_the_lsb(gamma):
     assert np.all((g >= dev.g_min) & (g <= dev.g_max))
 
 
-def test_carry_on_ideal_device_trains_like_float():
+@pytest.mark.parametrize("alg", ["progressive", "backprop", "progressive-held"])
+def test_carry_on_ideal_device_trains_like_float(alg):
     net = _carry_net(0.5, sizes=(4, 5, 3))
     rng = np.random.default_rng(4)
     X = rng.random((12, 4))
     T = np.eye(3)[rng.integers(0, 3, 12)]
     W0 = _weights(net.g0, net.dev, net.ph)
-    _, Wf, *_ = _train(net, "progressive-float", schemes.DIRECT, W0, X, T, 36, [0.5, 0.5])
-    cfg = loop.Config(loop.ALGORITHM_CODES["progressive"], loop.SIGMOID, loop.SIGMOID, loop.LOSS_MSE,
+    flt = alg + "-float" if alg != "backprop" else "backprop-float"
+    _, Wf, *_ = _train(net, flt, schemes.DIRECT, W0, X, T, 36, [0.5, 0.5])
+    cfg = loop.Config(loop.ALGORITHM_CODES[alg], loop.SIGMOID, loop.SIGMOID, loop.LOSS_MSE,
                       loop.DERIV_EXACT, 5, schemes.CARRY, 0, 4, 3)
     g = net.g0.copy()
     cu, cd = np.zeros(g.shape, np.int64), np.zeros(g.shape, np.int64)

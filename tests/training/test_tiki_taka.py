@@ -281,6 +281,35 @@ def test_training_counts_and_transfers(order):
     assert np.all((g >= net.dev.g_min) & (g <= net.dev.g_max))
 
 
+@pytest.mark.parametrize("order", ["progressive", "backprop", "progressive-held"])
+def test_gamma_one_without_transfers_trains_like_float(order):
+    """The float limit: ideal device (ε = 2e-5 weight units), γ = 1 and no transfer event in the
+    run, so the forward weight is A + C and only A is written, like ``direct`` on A: the weights
+    follow the float algorithm of the same order to a few ε."""
+    from tests.training.test_schemes import _train, _weights
+    net = _tt_net(1.0, sizes=(4, 5, 3))
+    rng = np.random.default_rng(4)
+    X = rng.random((12, 4))
+    T = np.eye(3)[rng.integers(0, 3, 12)]
+    W0 = _weights(net.g0, net.dev, net.ph)
+    flt = order + "-float" if order != "backprop" else "backprop-float"
+    _, Wf, *_ = _train(net, flt, schemes.DIRECT, W0, X, T, 36, [0.5, 0.5])
+    cfg = loop.Config(loop.ALGORITHM_CODES[order], loop.SIGMOID, loop.SIGMOID, loop.LOSS_MSE, loop.DERIV_EXACT, 5,
+                      schemes.TIKI_TAKA, tt_algorithm=KS.TT_V1, tt_transfer_every=10**6)
+    g = net.g0.copy()
+    cu, cd = _zeros(g)
+    led = np.zeros(loop.N_LEDGER, np.int64)
+    loop.run_epoch(g, W0.copy(), net.dev, net.ph, cfg, np.array([0.5, 0.5]), X, T, np.arange(36) % 12, 0,
+                   10**9, cu, cd, led, np.zeros((1, 1, 1)), np.zeros(1, np.int64), 0.0, np.zeros(g.shape[1]),
+                   np.ones(int(net.dev.cols.sum())))
+    assert led[loop.L_TRANSFERS] == 0 and cu[2:].sum() + cd[2:].sum() == 0  # C untouched
+    assert led[loop.L_PULSES_UP] == cu.sum() and led[loop.L_PULSES_DOWN] == cd.sum()
+    eps = max(net.ph.dw_pot, net.ph.dw_dep)
+    moved = np.abs(Wf - W0).max()
+    err = np.abs(_weights(g, net.dev, net.ph) - Wf).max()
+    assert moved > 0.05 and err < 20 * eps, (moved, err, eps)
+
+
 _TT = ("train.scheme=tiki-taka", "train.tt_algorithm=c-ttv2", "train.zero_shift=true", "train.zero_shift_cycles=50",
        "train.tt_transfer_every=2", "train.tt_in_chop_prob=0.3")
 
