@@ -96,3 +96,10 @@ def root() -> Path:
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The end-to-end test (``dvc repro`` of a copy, minutes) first: under pytest-xdist (``make
+    test``, whole files per worker, ``--no-loadscope-reorder``) one worker starts it at once while
+    the others share the rest, instead of it running alone at the end."""
+    items.sort(key=lambda item: 0 if item.nodeid.startswith("tests/e2e/test_end_to_end.py") else 1)
