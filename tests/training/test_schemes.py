@@ -148,18 +148,25 @@ def _train(net, alg, scheme, W, X, T, steps, lrs, subtract=KS.MP_READBACK):
     return g, W, chi, cu, cd, led, ph
 
 
+def float_reference(net, order):
+    """12 random iris-sized samples, 36 steps: (X, T, the tile's initial weights W0, the weights the
+    float algorithm of ``order`` reaches from W0) — the limit a scheme on an ideal device must follow."""
+    rng = np.random.default_rng(4)
+    X = rng.random((12, 4))
+    T = np.eye(3)[rng.integers(0, 3, 12)]
+    W0 = _weights(net.g0, net.dev, net.ph)
+    flt = order + "-float" if order != "backprop" else "backprop-float"
+    _, Wf, *_ = _train(net, flt, schemes.DIRECT, W0, X, T, 36, [0.5, 0.5])
+    return X, T, W0, Wf
+
+
 @pytest.mark.parametrize("alg", ["progressive", "backprop", "progressive-held"])
 def test_mixed_precision_on_ideal_device_trains_like_float(alg):
     """Ideal device (constant step, c2c 0, d2d 0; ε = 2e-5 weight units): mixed precision with
     readback follows the float algorithm of the same order; devices + χ = float weights to O(ε),
     while the direct scheme (rounding each update) strays further."""
     net = make_net([4, 5, 3], spec=IDEAL, seed=2)
-    rng = np.random.default_rng(4)
-    X = rng.random((12, 4))
-    T = np.eye(3)[rng.integers(0, 3, 12)]
-    W0 = _weights(net.g0, net.dev, net.ph)
-    flt = alg + "-float" if alg != "backprop" else "backprop-float"
-    _, Wf, *_ = _train(net, flt, schemes.DIRECT, W0, X, T, 36, [0.5, 0.5])
+    X, T, W0, Wf = float_reference(net, alg)
     g, _, chi, cu, cd, led, ph = _train(net, alg, schemes.MIXED_PRECISION, W0, X, T, 36, [0.5, 0.5])
     wd = _weights(g, net.dev, ph)
     moved = np.abs(Wf - W0).max()
@@ -290,12 +297,7 @@ def test_carry_transfer_keeps_the_weight_and_empties_the_lsb(gamma):
 @pytest.mark.parametrize("alg", ["progressive", "backprop", "progressive-held"])
 def test_carry_on_ideal_device_trains_like_float(alg):
     net = _carry_net(0.5, sizes=(4, 5, 3))
-    rng = np.random.default_rng(4)
-    X = rng.random((12, 4))
-    T = np.eye(3)[rng.integers(0, 3, 12)]
-    W0 = _weights(net.g0, net.dev, net.ph)
-    flt = alg + "-float" if alg != "backprop" else "backprop-float"
-    _, Wf, *_ = _train(net, flt, schemes.DIRECT, W0, X, T, 36, [0.5, 0.5])
+    X, T, W0, Wf = float_reference(net, alg)
     cfg = loop.Config(loop.ALGORITHM_CODES[alg], loop.SIGMOID, loop.SIGMOID, loop.LOSS_MSE,
                       loop.DERIV_EXACT, 5, schemes.CARRY, 0, 4, 3)
     g = net.g0.copy()

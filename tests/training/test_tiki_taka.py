@@ -286,14 +286,9 @@ def test_gamma_one_without_transfers_trains_like_float(order):
     """The float limit: ideal device (ε = 2e-5 weight units), γ = 1 and no transfer event in the
     run, so the forward weight is A + C and only A is written, like ``direct`` on A: the weights
     follow the float algorithm of the same order to a few ε."""
-    from tests.training.test_schemes import _train, _weights
+    from tests.training.test_schemes import _weights, float_reference
     net = _tt_net(1.0, sizes=(4, 5, 3))
-    rng = np.random.default_rng(4)
-    X = rng.random((12, 4))
-    T = np.eye(3)[rng.integers(0, 3, 12)]
-    W0 = _weights(net.g0, net.dev, net.ph)
-    flt = order + "-float" if order != "backprop" else "backprop-float"
-    _, Wf, *_ = _train(net, flt, schemes.DIRECT, W0, X, T, 36, [0.5, 0.5])
+    X, T, W0, Wf = float_reference(net, order)
     cfg = loop.Config(loop.ALGORITHM_CODES[order], loop.SIGMOID, loop.SIGMOID, loop.LOSS_MSE, loop.DERIV_EXACT, 5,
                       schemes.TIKI_TAKA, tt_algorithm=KS.TT_V1, tt_transfer_every=10**6)
     g = net.g0.copy()
