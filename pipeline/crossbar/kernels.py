@@ -29,6 +29,11 @@ contains ``prange`` code carries gufunc symbols named by a per-process counter; 
 libraries written by different processes (a test session does this) can bind the wrong code and
 crash (numba issues #10128, #4807). The training loop therefore calls the serial kernels only and
 stays cached; parallelism across runs comes from DVC and the Dask sweeps.
+Cached reads: ``terms(g, dev, ph)`` derives once the term every read multiplies (G⁺ − G⁻, G − G_ref
+or the planes' sum: the weight matrix × ``g_scale``); the ``*_t`` reads use it, and every write that
+receives it updates the entry of each device it pulses, so cached and uncached reads give the same
+bits while a read touches one number per cross-point. The training loop builds it at the start of
+every ``run_epoch`` call (it is derived state: not checkpointed).
 Randomness only from the counter-based generator keyed on (seed, stream, step, device index,
 pulse): results are bit-identical for any thread count.
 
@@ -43,7 +48,8 @@ from .layout import (  # noqa: F401
     ENC_FLOOR, ENC_NEAREST, ENC_SIGN, ENC_STOCHASTIC, ENCODINGS, MAP_DIFFERENTIAL, MAP_PLANES, MAP_REFERENCE, MAPPINGS,
     POL_ALTERNATE, POL_DEPRESS, POL_POTENTIATE, POLICIES, SHAPED, Devices, Physics, tile)
 from .reads import (  # noqa: F401
-    read_fwd, read_forward, read_forward_parallel, read_tr, read_transposed, read_transposed_parallel, weight, weights)
+    read_fwd, read_forward, read_forward_parallel, read_forward_t, read_tr, read_transposed, read_transposed_parallel,
+    read_transposed_t, sync_all, term, terms, weight, weights)
 from .updates import (  # noqa: F401
     Q_HUGE, ROW_BLOCK, _PHI2, drift, potentiate_route, program, pulse_count, update_layer, update_layer_parallel,
     update_layer_serial)

@@ -26,12 +26,43 @@ def _planes(g, dev, idx):
 
 
 @njit(cache=True, inline="always")
-def weight(g, dev, ph, idx):
+def term(g, dev, ph, idx):
+    """The conductance term a read multiplies at cross-point ``idx`` (the weight × ``g_scale``):
+    G⁺ − G⁻, G − G_ref, or the planes' weighted sum."""
     if ph.mapping == MAP_DIFFERENTIAL:
-        return (g[0, idx] - g[1, idx]) / ph.g_scale
+        return g[0, idx] - g[1, idx]
     if ph.mapping == MAP_PLANES:
-        return _planes(g, dev, idx) / ph.g_scale
-    return (g[0, idx] - ph.g_ref) / ph.g_scale
+        return _planes(g, dev, idx)
+    return g[0, idx] - ph.g_ref
+
+
+@njit(cache=True, inline="always")
+def weight(g, dev, ph, idx):
+    return term(g, dev, ph, idx) / ph.g_scale
+
+
+@njit(cache=True)
+def terms(g, dev, ph):
+    """The read terms of every cross-point (N,): the cached weight matrix (× ``g_scale``) that the
+    ``*_t`` reads use. Writes that receive it keep it in step (:func:`sync_term` after every
+    pulsed device), so a cached read multiplies exactly the number an uncached read derives."""
+    t = np.empty(g.shape[1])
+    sync_all(g, dev, ph, t)
+    return t
+
+
+@njit(cache=True)
+def sync_all(g, dev, ph, t):
+    """Re-derive every cached read term from the conductances (after drift, which moves all)."""
+    for idx in range(g.shape[1]):
+        t[idx] = term(g, dev, ph, idx)
+
+
+@njit(cache=True, inline="always")
+def sync_term(g, dev, ph, t, idx):
+    """Keep the cached read term of ``idx`` in step after its devices were pulsed (no cache: size 0)."""
+    if t.shape[0] != 0:
+        t[idx] = term(g, dev, ph, idx)
 
 
 @njit(cache=True)
@@ -150,6 +181,57 @@ def _forward_rows(g, dev, ph, o, c, x, nz, m, y, sigma_x, key_read, noisy, i0, i
 
 
 @njit(cache=True)
+def _forward_rows_t(t, ph, o, c, x, nz, m, y, sigma_x, key_read, noisy, i0, i1):
+    """:func:`_forward_rows` from the cached read terms ``t`` (:func:`terms`): the same products in
+    the same order, so the same bits, touching one number per cross-point instead of the planes."""
+    i = i0
+    while i + 4 <= i1:
+        b0 = uint64(o + i * c)
+        b1 = b0 + uint64(c)
+        b2 = b1 + uint64(c)
+        b3 = b2 + uint64(c)
+        a0 = 0.0
+        a1 = 0.0
+        a2 = 0.0
+        a3 = 0.0
+        for jj in range(m):
+            j = uint64(nz[jj])
+            xj = x[j]
+            a0 += t[b0 + j] * xj
+            a1 += t[b1 + j] * xj
+            a2 += t[b2 + j] * xj
+            a3 += t[b3 + j] * xj
+        y[i] = _read_out(a0 / ph.g_scale, ph, sigma_x, key_read, i, noisy)
+        y[i + 1] = _read_out(a1 / ph.g_scale, ph, sigma_x, key_read, i + 1, noisy)
+        y[i + 2] = _read_out(a2 / ph.g_scale, ph, sigma_x, key_read, i + 2, noisy)
+        y[i + 3] = _read_out(a3 / ph.g_scale, ph, sigma_x, key_read, i + 3, noisy)
+        i += 4
+    for i in range(i, i1):
+        acc = 0.0
+        base = uint64(o + i * c)
+        for jj in range(m):
+            j = uint64(nz[jj])
+            acc += t[base + j] * x[j]
+        y[i] = _read_out(acc / ph.g_scale, ph, sigma_x, key_read, i, noisy)
+
+
+@njit(cache=True)
+def _transposed_cols_t(t, ph, o, r, c, d, x, sigma_d, key_read, noisy, j0, j1):
+    """:func:`_transposed_cols` from the cached read terms ``t`` (same order, same bits)."""
+    for j in range(j0, j1):
+        x[j] = 0.0
+    for i in range(r):
+        di = d[i]
+        if di == 0.0:
+            continue
+        ub = uint64(o + i * c)
+        for j in range(uint64(j0), uint64(j1)):
+            x[j] += t[ub + j] * di
+    for j in range(j0, j1):
+        x[j] = _read_out(x[j] / ph.g_scale, ph, sigma_d, key_read, j, noisy)
+
+
+@njit(cache=True)
 def _transposed_cols(g, dev, ph, o, r, c, d, x, sigma_d, key_read, noisy, j0, j1):
     """Columns j0..j1-1 of a transposed read (each column summed over rows in order)."""
     diff = ph.mapping == MAP_DIFFERENTIAL
@@ -191,6 +273,21 @@ def read_transposed(g, dev, ph, layer, d, x, key_read, noisy):
     """x[j] = Σ_i w_ij d[i] (+ noise, clip, ADC) for every column j (bias column included)."""
     r, c = dev.rows[layer], dev.cols[layer]
     _transposed_cols(g, dev, ph, dev.off[layer], r, c, d, x, _norm(d, r, _read_power(g, dev, ph)), key_read, noisy, 0, c)
+
+
+@njit(cache=True)
+def read_forward_t(t, g, dev, ph, layer, x, y, key_read, noisy):
+    """:func:`read_forward` from the cached read terms ``t`` of ``g`` (:func:`terms`; same bits)."""
+    r, c = dev.rows[layer], dev.cols[layer]
+    nz, m = nonzero(x, c)
+    _forward_rows_t(t, ph, dev.off[layer], c, x, nz, m, y, _norm(x, c, _read_power(g, dev, ph)), key_read, noisy, 0, r)
+
+
+@njit(cache=True)
+def read_transposed_t(t, g, dev, ph, layer, d, x, key_read, noisy):
+    """:func:`read_transposed` from the cached read terms ``t`` of ``g`` (same bits)."""
+    r, c = dev.rows[layer], dev.cols[layer]
+    _transposed_cols_t(t, ph, dev.off[layer], r, c, d, x, _norm(d, r, _read_power(g, dev, ph)), key_read, noisy, 0, c)
 
 
 @njit(cache=False, parallel=True)  # never cached: see module docstring

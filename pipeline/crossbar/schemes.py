@@ -39,27 +39,27 @@ from numba import njit
 from ..rng import STREAM_PULSE, STREAM_ROUND, key3, subkey, uniform
 from ..devices.law import TABLE
 from .layout import MAP_DIFFERENTIAL, MAP_PLANES, POL_DEPRESS, POL_POTENTIATE, SHAPED
-from .reads import _read_out, weight
-from .updates import (_PHI2, _pulses, _route, _table_pulses, _write_rows, nonzero, potentiate_route, pulse_count,
-                      update_layer_serial)
+from .reads import _read_out, sync_term, weight
+from .updates import (_PHI2, _pulses, _route, _table_pulses, _write_rows, cache_or_none, nonzero, potentiate_route,
+                      pulse_count, update_layer_serial)
 
 MP_READBACK, MP_NOMINAL = 0, 1  # loop.Config.mp_subtract (schemes.MP_SUBTRACT order)
 _MINUS_ONE = np.array([-1.0])  # one "row" with (−lr·d) = 1: ΔW_j = req_j exactly
 
 
 @njit(cache=True)
-def write_request(g, dev, ph, layer, req, seed, step, cnt_up, cnt_dn):
+def write_request(g, dev, ph, layer, req, seed, step, cnt_up, cnt_dn, t=None):
     """Write the per-cross-point change ``req`` (rows·cols, the layer's flat block) into ``layer``
     as pulses with the keys of :func:`update_layer_serial` at ``step``; returns (up, down)."""
     c = dev.rows[layer] * dev.cols[layer]
     nz, m = nonzero(req, c)
     return _write_rows(g, dev, ph, dev.off[layer], c, 0, 1, _MINUS_ONE, req, nz, m, 1.0,
                        key3(seed, STREAM_PULSE, step), key3(seed, STREAM_ROUND, step), potentiate_route(ph, step),
-                       cnt_up, cnt_dn)
+                       cnt_up, cnt_dn, cache_or_none(t))
 
 
 @njit(cache=True)
-def mp_write_layer(g, dev, ph, layer, d, a, lr, chi, subtract, seed, step, cnt_up, cnt_dn):
+def mp_write_layer(g, dev, ph, layer, d, a, lr, chi, subtract, seed, step, cnt_up, cnt_dn, t=None):
     """Mixed-precision write of ΔW = −lr·d·aᵀ into ``layer`` (see module docstring).
 
     ``chi`` (N,) is the accumulator (updated in place). Returns (pulses up, pulses down, verify reads of a cross-point)."""
@@ -95,7 +95,7 @@ def mp_write_layer(g, dev, ph, layer, d, a, lr, chi, subtract, seed, step, cnt_u
         for k in range(r * c):
             if req[k] != 0.0:
                 wb[k] = weight(g, dev, ph, o + k)
-    up, dn = write_request(g, dev, ph, layer, req, seed, step, cnt_up, cnt_dn)
+    up, dn = write_request(g, dev, ph, layer, req, seed, step, cnt_up, cnt_dn, t)
     for k in range(r * c):
         if req[k] != 0.0:
             if subtract == MP_READBACK:
@@ -166,15 +166,16 @@ def _pair_weight(g, dev, ph, idx, p_plus, p_minus):
 
 
 @njit(cache=True)
-def carry_transfer(g, dev, ph, rounds, seed, step, cnt_up, cnt_dn):
+def carry_transfer(g, dev, ph, rounds, seed, step, cnt_up, cnt_dn, t=None):
     """Carry of every cross-point (tile planes: LSB pair 0, 1 with coefficients ±γ, MSB pair 2, 3
     with ±1): read the LSB's contribution w_l; program it into the MSB by write-verify (up to
     ``rounds`` program-and-read rounds, stopping when the residual is below half an MSB step);
     then program the LSB to what the MSB did not take (w_l − realised), again by write-verify, so
     the weight is kept up to the programming residual. ``dev.write`` must be the LSB pair and
     ``ph.dw_pot``/``dw_dep`` its nominal weight steps (γ·device step). Returns (pulses up,
-    pulses down, verify reads of a pair)."""
+    pulses down, verify reads of a pair). ``t``: the cached read terms, kept in step (None: none)."""
     N = g.shape[1]
+    tc = cache_or_none(t)
     gam = abs(dev.coef[LSB[0]])
     up = 0
     dn = 0
@@ -212,6 +213,7 @@ def carry_transfer(g, dev, ph, rounds, seed, step, cnt_up, cnt_dn):
             u, d = _pulse_pair(g, dev, ph, idx, res, 1.0, LSB[0], LSB[1], key, pot, cnt_up, cnt_dn)
             up += u
             dn += d
+        sync_term(g, dev, ph, tc, idx)
     return up, dn, reads
 
 
@@ -221,14 +223,15 @@ STREAM_REFRESH = 300  # + verify round: pulse keys of the refresh writes
 
 
 @njit(cache=True)
-def refresh(g, dev, ph, margin, rounds, seed, step, cnt_up, cnt_dn):
+def refresh(g, dev, ph, margin, rounds, seed, step, cnt_up, cnt_dn, t=None):
     """Refresh of the written pair (``dev.write``) of every cross-point with a device within
     ``margin`` (fraction of its range) of a bound: read the pair's weight, reset both devices
     (an ideal reset, counted: to G_min under the ``potentiate`` policy, to G_max under ``depress``,
     to the middle of the pair's common range under ``alternate``) and program the weight back by
     write-verify (up to ``rounds`` rounds, stopping below half a step). Returns (pulses up, pulses
-    down, verify reads of a pair, pairs refreshed)."""
+    down, verify reads of a pair, pairs refreshed). ``t``: the cached read terms, kept in step."""
     N = g.shape[1]
+    tc = cache_or_none(t)
     p, m = dev.write[0], dev.write[1]
     if p == m:
         return 0, 0, 0, 0
@@ -273,6 +276,7 @@ def refresh(g, dev, ph, margin, rounds, seed, step, cnt_up, cnt_dn):
                                cnt_up, cnt_dn)
             up += u
             dn += d
+        sync_term(g, dev, ph, tc, idx)
     return up, dn, reads, nref
 
 
@@ -342,12 +346,12 @@ SLOW = (2, 3)  # planes of the slow pair C (written by transfers only)
 
 
 @njit(cache=True)
-def tt_write_fast(g, dev, ph, layer, d, a, lr, chop, chopped, seed, step, cnt_up, cnt_dn):
+def tt_write_fast(g, dev, ph, layer, d, a, lr, chop, chopped, seed, step, cnt_up, cnt_dn, t=None):
     """Training update of the fast pair A of ``layer``: ΔA = −lr·d·aᵀ (``dev.write`` is A, the
     array's update path: encoding, routing, law); c-TTv2 (``chopped``) writes ΔA_ij·c_j with the
     chopper sign c_j of input column j (``chop``: every layer's columns, layer by layer)."""
     if not chopped:
-        return update_layer_serial(g, dev, ph, layer, d, a, lr, seed, step, cnt_up, cnt_dn)
+        return update_layer_serial(g, dev, ph, layer, d, a, lr, seed, step, cnt_up, cnt_dn, t)
     c = dev.cols[layer]
     co = 0
     for l in range(layer):
@@ -355,7 +359,7 @@ def tt_write_fast(g, dev, ph, layer, d, a, lr, chop, chopped, seed, step, cnt_up
     ac = np.empty(c)
     for j in range(c):
         ac[j] = a[j] * chop[co + j]
-    return update_layer_serial(g, dev, ph, layer, d, ac, lr, seed, step, cnt_up, cnt_dn)
+    return update_layer_serial(g, dev, ph, layer, d, ac, lr, seed, step, cnt_up, cnt_dn, t)
 
 
 @njit(cache=True, inline="always")
@@ -369,7 +373,7 @@ def _fast_read(g, dev, ph, idx):
 
 @njit(cache=True)
 def tt_transfer(g, dev, ph, H, chop, alg, n_reads, lrs, transfer_lr, thres_scale, momentum, forget, chop_prob,
-                max_steps, event, seed, step, cnt_up, cnt_dn):
+                max_steps, event, seed, step, cnt_up, cnt_dn, t=None):
     """Transfer event number ``event`` (0-based) of the whole network (see module docstring).
 
     For every layer l, ``n_reads`` columns j = (event·n_reads + k) mod cols_l are read from A
@@ -380,7 +384,8 @@ def tt_transfer(g, dev, ph, H, chop, alg, n_reads, lrs, transfer_lr, thres_scale
     the routing uses); when n ≠ 0, |n| pulses go to C and H_ij becomes momentum·H_ij
     (``forget``) or H_ij − (1 − momentum)·n·thres_scale·ε. c-TTv2: after its read, column j's
     chopper flips with probability ``chop_prob``.
-    Returns (pulses up, pulses down, cross-point reads)."""
+    Returns (pulses up, pulses down, cross-point reads). ``t``: the cached read terms, kept in step."""
+    tc = cache_or_none(t)
     pot = potentiate_route(ph, step)
     kr = key3(seed, STREAM_TT_READ, step)
     kq = key3(seed, STREAM_TT_ROUND, step)
@@ -412,6 +417,7 @@ def tt_transfer(g, dev, ph, H, chop, alg, n_reads, lrs, transfer_lr, thres_scale
                         continue
                     n = pulse_count(abs(dw) / gran, ph, kq, SLOW[0] * N + idx, ph.encoding)
                     u, dd = _pulse_n(g, dev, ph, idx, n, dw > 0.0, SLOW[0], SLOW[1], kp, pot, cnt_up, cnt_dn)
+                    sync_term(g, dev, ph, tc, idx)
                 else:
                     h = H[idx] + lt * v * sgn
                     q = h / thr
@@ -428,6 +434,7 @@ def tt_transfer(g, dev, ph, H, chop, alg, n_reads, lrs, transfer_lr, thres_scale
                         else:
                             h += sub * n * thr
                         u, dd = _pulse_n(g, dev, ph, idx, n, q > 0.0, SLOW[0], SLOW[1], kp, pot, cnt_up, cnt_dn)
+                        sync_term(g, dev, ph, tc, idx)
                     H[idx] = h
                 up += u
                 dn += dd

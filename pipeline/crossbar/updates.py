@@ -9,7 +9,7 @@ from numba import njit, prange, uint64
 
 from ..devices.law import POWER, SOFT_BOUNDS, TABLE, clip, parametric_step, table_step
 from ..rng import STREAM_PULSE, STREAM_ROUND, key3, subkey, uniform
-from .reads import nonzero  # noqa: F401  (also the write path's column compaction: skipped columns get ΔW = ±0 or NaN, no pulse, and draws are keyed on the device)
+from .reads import nonzero, term  # noqa: F401  (also the write path's column compaction: skipped columns get ΔW = ±0 or NaN, no pulse, and draws are keyed on the device)
 from .layout import (ENC_FLOOR, ENC_NEAREST, ENC_STOCHASTIC, MAP_DIFFERENTIAL, MAP_PLANES, MAP_REFERENCE, POL_ALTERNATE,
                      POL_POTENTIATE, SHAPED)
 
@@ -90,29 +90,30 @@ ROW_BLOCK = 8  # rows per task of the threaded update
 
 
 @njit(cache=True, error_model="numpy")
-def _write_rows(g, dev, ph, base, c, i0, i1, d, a, nz, m, lr, kp, kr, pot_route, cnt_up, cnt_dn):
+def _write_rows(g, dev, ph, base, c, i0, i1, d, a, nz, m, lr, kp, kr, pot_route, cnt_up, cnt_dn, t):
     """:func:`_rows` with the device family, mapping and encoding as constants for the common
     cases (soft-bounds or power steps with nearest or stochastic rounding on differential pairs,
     soft-bounds nearest on a reference mapping: the loop then carries no branch on them)."""
     fam, enc, mp = ph.family, ph.encoding, ph.mapping
     if mp == MAP_DIFFERENTIAL:
         if fam == POWER and enc == ENC_STOCHASTIC:  # the fitted default device
-            return _rows(g, dev, ph, base, c, i0, i1, d, a, nz, m, lr, kp, kr, pot_route, cnt_up, cnt_dn,
+            return _rows(g, dev, ph, base, c, i0, i1, d, a, nz, m, lr, kp, kr, pot_route, cnt_up, cnt_dn, t,
                          POWER, MAP_DIFFERENTIAL, ENC_STOCHASTIC)
         if fam == SOFT_BOUNDS and enc == ENC_STOCHASTIC:
-            return _rows(g, dev, ph, base, c, i0, i1, d, a, nz, m, lr, kp, kr, pot_route, cnt_up, cnt_dn,
+            return _rows(g, dev, ph, base, c, i0, i1, d, a, nz, m, lr, kp, kr, pot_route, cnt_up, cnt_dn, t,
                          SOFT_BOUNDS, MAP_DIFFERENTIAL, ENC_STOCHASTIC)
         if fam == SOFT_BOUNDS and enc == ENC_NEAREST:
-            return _rows(g, dev, ph, base, c, i0, i1, d, a, nz, m, lr, kp, kr, pot_route, cnt_up, cnt_dn,
+            return _rows(g, dev, ph, base, c, i0, i1, d, a, nz, m, lr, kp, kr, pot_route, cnt_up, cnt_dn, t,
                          SOFT_BOUNDS, MAP_DIFFERENTIAL, ENC_NEAREST)
     if mp == MAP_REFERENCE and fam == SOFT_BOUNDS and enc == ENC_NEAREST:
-        return _rows(g, dev, ph, base, c, i0, i1, d, a, nz, m, lr, kp, kr, pot_route, cnt_up, cnt_dn,
+        return _rows(g, dev, ph, base, c, i0, i1, d, a, nz, m, lr, kp, kr, pot_route, cnt_up, cnt_dn, t,
                      SOFT_BOUNDS, MAP_REFERENCE, ENC_NEAREST)
-    return _rows(g, dev, ph, base, c, i0, i1, d, a, nz, m, lr, kp, kr, pot_route, cnt_up, cnt_dn, fam, mp, enc)
+    return _rows(g, dev, ph, base, c, i0, i1, d, a, nz, m, lr, kp, kr, pot_route, cnt_up, cnt_dn, t, fam, mp, enc)
 
 
 @njit(cache=True, inline="always")
-def _rows(g, dev, ph, base, c, i0, i1, d, a, nz, m, lr, kp, kr, pot_route, cnt_up, cnt_dn, family, mapping, encoding):
+def _rows(g, dev, ph, base, c, i0, i1, d, a, nz, m, lr, kp, kr, pot_route, cnt_up, cnt_dn, t, family, mapping,
+          encoding):
     """Write rows ``i0 … i1-1`` of a ``c``-column block of cross-points starting at flat index
     ``base``, with ΔW_ij = (-lr·d_i)·a_j, as pulses; returns (pulses up, pulses down). Only the
     columns ``nz[:m]`` (those with ``a_j != 0``, :func:`nonzero`) and the rows with ``d_i != 0`` are
@@ -137,6 +138,7 @@ def _rows(g, dev, ph, base, c, i0, i1, d, a, nz, m, lr, kp, kr, pot_route, cnt_u
     shaped = SHAPED[family]
     inv_pot = 1.0 / ph.dw_pot
     inv_dep = 1.0 / ph.dw_dep
+    cached = t.shape[0] != 0
     for i in range(i0, i1):
         if d[i] == 0.0:
             continue
@@ -175,21 +177,36 @@ def _rows(g, dev, ph, base, c, i0, i1, d, a, nz, m, lr, kp, kr, pot_route, cnt_u
             else:
                 cnt_dn[p, u] += n
                 dn += n
+            if cached:  # keep the cached read term in step (reads.terms)
+                if mapping == MAP_DIFFERENTIAL:
+                    t[u] = g[0, u] - g[1, u]
+                else:
+                    t[u] = term(g, dev, ph, idx)
     return up, dn
 
 
+@njit(cache=True, inline="always")
+def cache_or_none(t):
+    """The cached read terms ``t`` (:func:`pipeline.crossbar.reads.terms`) a write keeps in step,
+    or a size-0 array (no cache) for ``None``."""
+    if t is None:
+        return np.zeros(0)
+    return t
+
+
 @njit(cache=True)
-def update_layer_serial(g, dev, ph, layer, d, a, lr, seed, step, cnt_up, cnt_dn):
-    """Apply ΔW = -lr·d·aᵀ to ``layer`` as pulses; returns (pulses up, pulses down)."""
+def update_layer_serial(g, dev, ph, layer, d, a, lr, seed, step, cnt_up, cnt_dn, t=None):
+    """Apply ΔW = -lr·d·aᵀ to ``layer`` as pulses; returns (pulses up, pulses down). ``t``: the
+    cached read terms of ``g``, updated for every pulsed device (None: no cache)."""
     c = dev.cols[layer]
     nz, m = nonzero(a, c)
     return _write_rows(g, dev, ph, dev.off[layer], c, 0, dev.rows[layer], d, a, nz, m, lr,
                        key3(seed, STREAM_PULSE, step), key3(seed, STREAM_ROUND, step), potentiate_route(ph, step),
-                       cnt_up, cnt_dn)
+                       cnt_up, cnt_dn, cache_or_none(t))
 
 
 @njit(cache=False, parallel=True)  # never cached: see module docstring
-def update_layer_parallel(g, dev, ph, layer, d, a, lr, seed, step, cnt_up, cnt_dn):
+def update_layer_parallel(g, dev, ph, layer, d, a, lr, seed, step, cnt_up, cnt_dn, t=None):
     """:func:`update_layer_serial` with blocks of rows spread over threads (bit-identical result:
     every device is written by one task, with draws keyed on the device, never on the thread)."""
     kp = key3(seed, STREAM_PULSE, step)
@@ -197,23 +214,24 @@ def update_layer_parallel(g, dev, ph, layer, d, a, lr, seed, step, cnt_up, cnt_d
     pot = potentiate_route(ph, step)
     r = dev.rows[layer]
     nz, m = nonzero(a, dev.cols[layer])
+    tc = cache_or_none(t)
     nblk = (r + ROW_BLOCK - 1) // ROW_BLOCK
     ups = np.zeros(nblk, np.int64)
     dns = np.zeros(nblk, np.int64)
     for b in prange(nblk):
         u, v = _write_rows(g, dev, ph, dev.off[layer], dev.cols[layer], b * ROW_BLOCK, min(r, (b + 1) * ROW_BLOCK),
-                           d, a, nz, m, lr, kp, kr, pot, cnt_up, cnt_dn)
+                           d, a, nz, m, lr, kp, kr, pot, cnt_up, cnt_dn, tc)
         ups[b] = u
         dns[b] = v
     return ups.sum(), dns.sum()
 
 
 @njit(cache=False)
-def update_layer(g, dev, ph, layer, d, a, lr, seed, step, cnt_up, cnt_dn):
+def update_layer(g, dev, ph, layer, d, a, lr, seed, step, cnt_up, cnt_dn, t=None):
     """Dispatch to the threaded update when the layer has at least ``parallel_min`` devices."""
     if dev.rows[layer] * dev.cols[layer] * g.shape[0] >= ph.parallel_min:
-        return update_layer_parallel(g, dev, ph, layer, d, a, lr, seed, step, cnt_up, cnt_dn)
-    return update_layer_serial(g, dev, ph, layer, d, a, lr, seed, step, cnt_up, cnt_dn)
+        return update_layer_parallel(g, dev, ph, layer, d, a, lr, seed, step, cnt_up, cnt_dn, t)
+    return update_layer_serial(g, dev, ph, layer, d, a, lr, seed, step, cnt_up, cnt_dn, t)
 
 
 @njit(cache=True)
@@ -223,7 +241,7 @@ def program(g, dev, ph, dw, seed, step, cnt_up, cnt_dn):
     returns (pulses up, pulses down)."""
     nz, m = nonzero(dw, g.shape[1])
     return _write_rows(g, dev, ph, 0, g.shape[1], 0, 1, _MINUS_ONE, dw, nz, m, 1.0, key3(seed, STREAM_PULSE, step),
-                       key3(seed, STREAM_ROUND, step), potentiate_route(ph, step), cnt_up, cnt_dn)
+                       key3(seed, STREAM_ROUND, step), potentiate_route(ph, step), cnt_up, cnt_dn, np.zeros(0))
 
 
 _MINUS_ONE = np.array([-1.0])  # program(): one "row" with (-lr·d) = 1, so ΔW_j = dw_j exactly

@@ -111,7 +111,8 @@ class State(NamedTuple):
     scheme's digital state: ``chi`` (N,), the mixed-precision accumulator or tiki-taka's buffer H
     (size 0 for the other schemes; the default, for callers that build a State of the ``direct``
     scheme in Python) and ``chop`` (Σ cols,), c-TTv2's chopper sign of every input column of
-    every layer (±1; size 0 otherwise)."""
+    every layer (±1; size 0 otherwise); ``t`` (N,), the cached read terms of ``g``
+    (``K.terms``: reads use it, writes keep it in step; size 0: reads derive every term from ``g``)."""
 
     g: np.ndarray
     W: np.ndarray
@@ -120,6 +121,7 @@ class State(NamedTuple):
     ledger: np.ndarray
     chi: np.ndarray = _NO_CHI
     chop: np.ndarray = _NO_CHOP
+    t: np.ndarray = _NO_CHOP
 
 
 class Work(NamedTuple):
@@ -244,7 +246,10 @@ def forward(s, st, wk, flt, x, step, nread, noisy):
         if flt:
             _float_fwd(W, dev, l, xin, z)
         else:
-            K.read_forward(g, dev, ph, l, xin, z, key4(cfg.seed, STREAM_READ + nread, step, l), noisy)
+            if st.t.shape[0] != 0:
+                K.read_forward_t(st.t, g, dev, ph, l, xin, z, key4(cfg.seed, STREAM_READ + nread, step, l), noisy)
+            else:
+                K.read_forward(g, dev, ph, l, xin, z, key4(cfg.seed, STREAM_READ + nread, step, l), noisy)
             nread += 1
             ledger[L_DEVICE_READS] += dev.rows[l] * dev.cols[l] * g.shape[0]
         ledger[L_READS] += 1
@@ -267,7 +272,11 @@ def hidden_error(s, st, wk, flt, l, step, nread, noisy, mode):
     if flt:
         _float_tr(W, dev, l + 1, dn, x)
     else:
-        K.read_transposed(g, dev, ph, l + 1, dn, x, key4(cfg.seed, STREAM_READ + nread, step, l + 1), noisy)
+        kr = key4(cfg.seed, STREAM_READ + nread, step, l + 1)
+        if st.t.shape[0] != 0:
+            K.read_transposed_t(st.t, g, dev, ph, l + 1, dn, x, kr, noisy)
+        else:
+            K.read_transposed(g, dev, ph, l + 1, dn, x, kr, noisy)
         nread += 1
         ledger[L_DEVICE_READS] += dev.rows[l + 1] * dev.cols[l + 1] * g.shape[0]
     ledger[L_READS] += 1
@@ -292,7 +301,7 @@ def write_layer(s, st, wk, flt, l, step):
         if st.chi.shape[0] != st.g.shape[1]:
             raise ValueError("mixed-precision update without its accumulator (State.chi)")
         up, dn, nv = KS.mp_write_layer(st.g, dev, s.ph, l, d, a, s.lrs[l], st.chi, s.cfg.mp_subtract, s.cfg.seed,
-                                       step, st.cnt_up, st.cnt_dn)
+                                       step, st.cnt_up, st.cnt_dn, st.t)
         st.ledger[L_PULSES_UP] += up
         st.ledger[L_PULSES_DOWN] += dn
         st.ledger[L_VERIFY_READS] += nv
@@ -301,11 +310,12 @@ def write_layer(s, st, wk, flt, l, step):
         if chopped and st.chop.shape[0] != dev.cols.sum():
             raise ValueError("c-TTv2 update without its chopper signs (State.chop)")
         up, dn = KS.tt_write_fast(st.g, dev, s.ph, l, d, a, s.lrs[l] * s.cfg.tt_fast_lr, st.chop, chopped, s.cfg.seed,
-                                  step, st.cnt_up, st.cnt_dn)
+                                  step, st.cnt_up, st.cnt_dn, st.t)
         st.ledger[L_PULSES_UP] += up
         st.ledger[L_PULSES_DOWN] += dn
     else:
-        up, dn = K.update_layer_serial(st.g, dev, s.ph, l, d, a, s.lrs[l], s.cfg.seed, step, st.cnt_up, st.cnt_dn)
+        up, dn = K.update_layer_serial(st.g, dev, s.ph, l, d, a, s.lrs[l], s.cfg.seed, step, st.cnt_up, st.cnt_dn,
+                                       st.t)
         st.ledger[L_PULSES_UP] += up
         st.ledger[L_PULSES_DOWN] += dn
 
@@ -366,6 +376,14 @@ def _snapshot(g, W, flt, snaps, s):
 
 
 @njit(cache=True)
+def _read_cache(g, dev, ph, flt):
+    """The cached read terms of ``g`` for a hardware run (``K.terms``), size 0 for a float run."""
+    if flt:
+        return np.zeros(0)
+    return K.terms(g, dev, ph)
+
+
+@njit(cache=True)
 def run_epoch(g, W, dev, ph, cfg, lrs, X, T, order, step0, every, cnt_up, cnt_dn, ledger, snaps, snap_steps,
               loss0=0.0, chi=None, chop=None):
     """Train one epoch over ``order``. Global sample counter starts at ``step0``; a snapshot of the
@@ -383,13 +401,14 @@ def run_epoch(g, W, dev, ph, cfg, lrs, X, T, order, step0, every, cnt_up, cnt_dn
         cp = np.zeros(0)
     else:
         cp = chop
-    st = State(g, W, cnt_up, cnt_dn, ledger, ch, cp)
+    flt = is_float(cfg.algorithm)
+    st = State(g, W, cnt_up, cnt_dn, ledger, ch, cp, _read_cache(g, dev, ph, flt))
+    tc = st.t
     if cfg.scheme == schemes.TIKI_TAKA and not is_float(cfg.algorithm) and cfg.tt_algorithm != KS.TT_V1 and \
             ch.shape[0] != g.shape[1]:
         raise ValueError("TTv2 without its buffer H (chi)")
     wk = work(dev)
     rec = np.zeros(1)
-    flt = is_float(cfg.algorithm)
     loss_sum = loss0
     correct = 0
     s = 0
@@ -400,9 +419,11 @@ def run_epoch(g, W, dev, ph, cfg, lrs, X, T, order, step0, every, cnt_up, cnt_dn
         if not np.isfinite(loss):  # a non-finite weight shows up in the next sample's loss
             return loss_sum, correct, s, k
         if not flt:
-            K.drift(g, dev, ph)
+            if ph.drift < 1.0:
+                K.drift(g, dev, ph)
+                K.sync_all(g, dev, ph, tc)
             if cfg.scheme == schemes.CARRY and (step + 1) % cfg.carry_every == 0:
-                up, dn, nv = KS.carry_transfer(g, dev, ph, cfg.carry_rounds, cfg.seed, step, cnt_up, cnt_dn)
+                up, dn, nv = KS.carry_transfer(g, dev, ph, cfg.carry_rounds, cfg.seed, step, cnt_up, cnt_dn, tc)
                 ledger[L_PULSES_UP] += up
                 ledger[L_PULSES_DOWN] += dn
                 ledger[L_VERIFY_READS] += nv
@@ -411,14 +432,15 @@ def run_epoch(g, W, dev, ph, cfg, lrs, X, T, order, step0, every, cnt_up, cnt_dn
                 up, dn, nv = KS.tt_transfer(g, dev, ph, ch, cp, cfg.tt_algorithm, cfg.tt_n_reads, lrs,
                                             cfg.tt_transfer_lr, cfg.tt_thres_scale, cfg.tt_momentum,
                                             cfg.tt_forget_buffer, cfg.tt_in_chop_prob, cfg.tt_max_steps,
-                                            (step + 1) // cfg.tt_transfer_every - 1, cfg.seed, step, cnt_up, cnt_dn)
+                                            (step + 1) // cfg.tt_transfer_every - 1, cfg.seed, step, cnt_up, cnt_dn,
+                                            tc)
                 ledger[L_PULSES_UP] += up
                 ledger[L_PULSES_DOWN] += dn
                 ledger[L_VERIFY_READS] += nv
                 ledger[L_TRANSFERS] += 1
             if cfg.refresh_margin > 0.0:
                 up, dn, nv, nr = KS.refresh(g, dev, ph, cfg.refresh_margin, cfg.carry_rounds, cfg.seed, step, cnt_up,
-                                            cnt_dn)
+                                            cnt_dn, tc)
                 ledger[L_PULSES_UP] += up
                 ledger[L_PULSES_DOWN] += dn
                 ledger[L_VERIFY_READS] += nv
@@ -441,11 +463,11 @@ def evaluate_set(g, W, dev, ph, cfg, X, T, stream, step0, pred):
     """Inference on the (noisy) hardware: mean loss and accuracy over a set; the predicted class
     of every sample goes into ``pred``."""
     s = Static(dev, ph, cfg, np.zeros(1))
+    flt = is_float(cfg.algorithm)
     st = State(g, W, np.zeros((1, 1), np.int64), np.zeros((1, 1), np.int64), np.zeros(N_LEDGER, np.int64),
-               np.zeros(0))
+               np.zeros(0), np.zeros(0), _read_cache(g, dev, ph, flt))
     wk = work(dev)
     A, Z, D, aoff, zoff = wk.A, wk.Z, wk.D, wk.aoff, wk.zoff
-    flt = is_float(cfg.algorithm)
     L = dev.rows.shape[0]
     loss_sum = 0.0
     correct = 0
@@ -511,6 +533,7 @@ def probe(g, W, dev, ph, cfg, lrs, Xp, Tp, step0, ideal, insitu, chi=None, chop=
             for idx in range(N):
                 Wi[idx] = K.weight(g, dev, ph, idx)
         ideal_errors(Wi, g, dev, ph, cfg, Xp[k], Tp[k], ideal[k])
-        st = State(g.copy(), W.copy(), np.zeros((P, N), np.int64), np.zeros((P, N), np.int64), ledger, ch.copy(),
-                   cp.copy())
+        gk = g.copy()
+        st = State(gk, W.copy(), np.zeros((P, N), np.int64), np.zeros((P, N), np.int64), ledger, ch.copy(),
+                   cp.copy(), _read_cache(gk, dev, ph, flt))
         train_sample(s, st, wk, Xp[k], Tp[k], step0 + k, insitu[k], True)
