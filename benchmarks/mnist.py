@@ -1,4 +1,5 @@
-"""MNIST-scale training throughput (issue 12, item 6): batch 1, one thread, full device model.
+"""MNIST-scale training throughput (issue 12, item 6): batch 1, one thread (``--threads N``: the
+threaded twin of the loop), full device model.
 
 ``python -m benchmarks.mnist [--quick] [--samples N]`` trains 784-256-128-10 and 784-256-10
 (sigmoid hidden, softmax output, cross-entropy, lr 0.01) on the first ``N`` real MNIST training
@@ -35,13 +36,20 @@ from pipeline import config
 from pipeline.crossbar import arrays as arr
 from pipeline.crossbar import kernels as K
 from pipeline.devices import spec as dspec
-from pipeline.training import loop, run
+from pipeline.training import loop, run, threaded
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "results" / "mnist.json"
 ALGORITHMS = ("progressive", "backprop", "backprop-float", "progressive-float")
 NETWORKS = ((784, 256, 128, 10), (784, 256, 10))
 LR = 0.01
+THREADS = [1]  # numba threads of the training timings (set_threads)
+
+
+def set_threads(n: int) -> None:
+    """Time training with ``n`` numba threads: the threaded twin of the loop for n > 1."""
+    THREADS[0] = int(n)
+    numba.set_num_threads(int(n))
 
 
 def mnist_dir() -> Path:
@@ -74,9 +82,9 @@ def device_spec() -> dspec.DeviceSpec:
 
 
 def params(hidden):
+    # train.parallel_min stays at its default: the threaded twin (--threads) dispatches on it
     return config.with_changes(config.load(ROOT / "params.yaml"), {
-        "network.hidden": list(hidden), "network.output": "softmax", "network.loss": "ce", "train.lr": [LR],
-        "train.parallel_min": 1 << 40})
+        "network.hidden": list(hidden), "network.output": "softmax", "network.loss": "ce", "train.lr": [LR]})
 
 
 class Bench:
@@ -94,11 +102,14 @@ class Bench:
         return g, W, np.zeros(g.shape, np.int64), np.zeros(g.shape, np.int64)
 
     def epoch(self, alg, st, ep, ledger):
+        """One epoch through the cached serial loop, or its threaded twin when ``set_threads`` asked
+        for more than one thread (the same bits)."""
         g, W, cu, cd = st
         cfg = run.make_config(self.p, alg, 0)
         lrs = np.asarray(config.layer_lrs(self.p.train, self.sizes), np.float64)
         ph = self.net.ph
-        return loop.run_epoch(g, W, self.net.dev, ph, cfg, lrs, self.x, self.T, run.epoch_order(0, ep, self.n),
+        fn = threaded.run_epoch() if THREADS[0] > 1 else loop.run_epoch
+        return fn(g, W, self.net.dev, ph, cfg, lrs, self.x, self.T, run.epoch_order(0, ep, self.n),
                               (ep - 1) * self.n, 1 << 60, cu, cd, ledger, np.zeros((1, 1, 1)), np.zeros(1, np.int64))
 
 
@@ -183,8 +194,8 @@ def throughput(b: Bench, algorithms, repeats: int) -> dict:
     return res
 
 
-def main(quick: bool = False, samples: int = 2000) -> dict:
-    numba.set_num_threads(1)
+def main(quick: bool = False, samples: int = 2000, threads: int = 1) -> dict:
+    set_threads(threads)
     n = 500 if quick else samples
     repeats = 2 if quick else 3
     x, y = load_mnist(n)
@@ -203,7 +214,7 @@ def main(quick: bool = False, samples: int = 2000) -> dict:
         "what": "training samples/s, batch 1, one thread, first N MNIST training images, sigmoid hidden, "
                 "softmax/CE, lr 0.01; one timing = one run_epoch, median after a warm-up",
         "device": "fitted default (results/device/device.yaml): c2c per pulse, d2d, differential, alternate, stochastic",
-        "samples": n, "repeats": repeats, "threads": 1,
+        "samples": n, "repeats": repeats, "threads": threads,
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "load_avg_start": os.getloadavg()},
         "numba": numba.__version__, "numpy": np.__version__,
@@ -228,9 +239,11 @@ if __name__ == "__main__":
     ap.add_argument("--samples", type=int, default=2000)
     ap.add_argument("--ab", action="store_true", help="one A/B round (see benchmarks.ab)")
     ap.add_argument("--digest", action="store_true", help="print the bit-identity digest of a short training")
+    ap.add_argument("--threads", type=int, default=1, help="numba threads of the training timings (> 1: the "
+                    "threaded twin of the loop)")
     a = ap.parse_args()
     if a.ab:  # one A/B round of benchmarks.ab: 784-256-128-10 throughput and the update, as JSON
-        numba.set_num_threads(1)
+        set_threads(a.threads)
         x, y = load_mnist(a.samples)
         out = {k: v["samples_per_s"] for k, v in throughput(Bench(NETWORKS[0], x, y), ALGORITHMS, 1).items()}
         out["update_784x256_3.95"] = update_784x256(3.95, 5)["device_updates_per_s"]
@@ -239,4 +252,4 @@ if __name__ == "__main__":
         print(pipeline.__file__)
         print(json.dumps(digest(a.samples), indent=1))
     else:
-        main(quick=a.quick, samples=a.samples)
+        main(quick=a.quick, samples=a.samples, threads=a.threads)

@@ -150,6 +150,8 @@ def train(
     arrays_path: Path = typer.Option(Path("results/arrays/arrays.zarr"), "--arrays", help="instantiated arrays"),
     out: Optional[Path] = typer.Option(None, "--out", help="run folder (default results/train/<algorithm>-<seed>)"),
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted run from its checkpoint"),
+    threads: int = typer.Option(1, "--threads", min=1, help="numba threads inside the run (> 1: threaded kernels "
+                                "for arrays of at least train.parallel_min devices; the same bits as 1)"),
     params: Path = PARAMS_OPT,
     overrides: Optional[list[str]] = SET_OPT,
 ):
@@ -167,6 +169,10 @@ def train(
 
     p = config.load(params, sections=stage.SECTIONS, overrides=overrides)
     out = out or Path("results/train") / f"{algorithm}-{seed}"
+    if threads > 1:
+        from .training import run as training_run
+
+        training_run.set_threads(threads)
     stage.run(p, algorithm=algorithm, seed=seed, arrays_path=arrays_path, out=out, resume=resume)
 
 

@@ -137,7 +137,7 @@ class Train:
     e_pulse_J: float = _f(1.0e-12, lo=0.0, doc="energy of one write pulse")
     e_read_J: float = _f(1.0e-15, lo=0.0, doc="energy of one device read (one multiply-accumulate)")
     parallel_min: int = _f(16384, lo=1, doc="threaded kernels for arrays of at least this many devices, in the "
-                           "standalone kernel dispatch (training runs use the serial, cached kernels)")
+                           "kernel dispatch and in runs with train --threads > 1 (the same bits)")
     scheme: str = _f("direct", choices=SCHEMES, doc="update scheme: how a requested ΔW reaches the devices "
                      "(DESIGN §1.6; float algorithms ignore it)")
     mp_subtract: str = _f("readback", choices=MP_SUBTRACT, doc="mixed-precision: take the written change out of "

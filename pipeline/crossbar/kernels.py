@@ -27,8 +27,10 @@ Threads: the ``*_parallel`` kernels (and the ``update_layer`` / ``read_fwd`` / `
 dispatchers that reach them) are compiled per process and never cached. A cached library that
 contains ``prange`` code carries gufunc symbols named by a per-process counter; loading two such
 libraries written by different processes (a test session does this) can bind the wrong code and
-crash (numba issues #10128, #4807). The training loop therefore calls the serial kernels only and
-stays cached; parallelism across runs comes from DVC and the Dask sweeps.
+crash (numba issues #10128, #4807). The training loop therefore calls the serial kernels and
+stays cached; a run asked for threads (``train --threads``, sweep ``--threads``) uses an uncached
+twin of the loop, compiled in its own process, that calls the dispatchers instead
+(:mod:`pipeline.training.threaded`).
 Cached reads: ``terms(g, dev, ph)`` derives once the term every read multiplies (G⁺ − G⁻, G − G_ref
 or the planes' sum: the weight matrix × ``g_scale``); the ``*_t`` reads use it, and every write that
 receives it updates the entry of each device it pulses, so cached and uncached reads give the same
@@ -48,8 +50,9 @@ from .layout import (  # noqa: F401
     ENC_FLOOR, ENC_NEAREST, ENC_SIGN, ENC_STOCHASTIC, ENCODINGS, MAP_DIFFERENTIAL, MAP_PLANES, MAP_REFERENCE, MAPPINGS,
     POL_ALTERNATE, POL_DEPRESS, POL_POTENTIATE, POLICIES, SHAPED, Devices, Physics, tile)
 from .reads import (  # noqa: F401
-    read_fwd, read_forward, read_forward_parallel, read_forward_t, read_tr, read_transposed, read_transposed_parallel,
-    read_transposed_t, sync_all, term, terms, weight, weights)
+    read_fwd, read_fwd_t, read_forward, read_forward_parallel, read_forward_t, read_forward_t_parallel, read_tr, read_tr_t,
+    read_transposed, read_transposed_parallel, read_transposed_t, read_transposed_t_parallel, sync_all, term, terms,
+    weight, weights)
 from .updates import (  # noqa: F401
     Q_HUGE, ROW_BLOCK, _PHI2, drift, potentiate_route, program, pulse_count, update_layer, update_layer_parallel,
     update_layer_serial)

@@ -324,3 +324,40 @@ def read_tr(g, dev, ph, layer, d, x, key_read, noisy):
         read_transposed_parallel(g, dev, ph, layer, d, x, key_read, noisy)
     else:
         read_transposed(g, dev, ph, layer, d, x, key_read, noisy)
+
+
+@njit(cache=False, parallel=True)  # never cached: see module docstring
+def read_forward_t_parallel(t, g, dev, ph, layer, x, y, key_read, noisy):
+    """:func:`read_forward_t` with blocks of 8 rows spread over threads (same result to the bit)."""
+    r, c, o = dev.rows[layer], dev.cols[layer], dev.off[layer]
+    sigma_x = _norm(x, c, _read_power(g, dev, ph))
+    nz, m = nonzero(x, c)
+    for b in prange((r + 7) // 8):
+        _forward_rows_t(t, ph, o, c, x, nz, m, y, sigma_x, key_read, noisy, b * 8, min(r, b * 8 + 8))
+
+
+@njit(cache=False, parallel=True)  # never cached: see module docstring
+def read_transposed_t_parallel(t, g, dev, ph, layer, d, x, key_read, noisy):
+    """:func:`read_transposed_t` with blocks of 64 columns spread over threads (same bits)."""
+    r, c, o = dev.rows[layer], dev.cols[layer], dev.off[layer]
+    sigma_d = _norm(d, r, _read_power(g, dev, ph))
+    for b in prange((c + 63) // 64):
+        _transposed_cols_t(t, ph, o, r, c, d, x, sigma_d, key_read, noisy, b * 64, min(c, b * 64 + 64))
+
+
+@njit(cache=False)
+def read_fwd_t(t, g, dev, ph, layer, x, y, key_read, noisy):
+    """Cached forward read, threaded for layers of at least ``parallel_min`` devices."""
+    if dev.rows[layer] * dev.cols[layer] * g.shape[0] >= ph.parallel_min:
+        read_forward_t_parallel(t, g, dev, ph, layer, x, y, key_read, noisy)
+    else:
+        read_forward_t(t, g, dev, ph, layer, x, y, key_read, noisy)
+
+
+@njit(cache=False)
+def read_tr_t(t, g, dev, ph, layer, d, x, key_read, noisy):
+    """Cached transposed read, threaded for layers of at least ``parallel_min`` devices."""
+    if dev.rows[layer] * dev.cols[layer] * g.shape[0] >= ph.parallel_min:
+        read_transposed_t_parallel(t, g, dev, ph, layer, d, x, key_read, noisy)
+    else:
+        read_transposed_t(t, g, dev, ph, layer, d, x, key_read, noisy)

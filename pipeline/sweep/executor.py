@@ -22,11 +22,9 @@ def run_task(path: str, index: tuple[int, ...], p, spec, algorithm: str, seed: i
              fail: str = "") -> dict:
     """One sweep task (runs on a Dask worker): train with at most ``threads`` numba threads, write
     this task's region, mark it done."""
-    import numba
-
     from ..training import run
 
-    numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+    run.set_threads(threads)  # > 1: the threaded twin of the loop (same bits)
     if fail == "exit":
         os._exit(17)
     if fail == "raise":

@@ -21,7 +21,7 @@ from ..crossbar import arrays as arr
 from ..crossbar import kernels as K
 from ..errors import InputError, TrainingDiverged
 from ..crossbar import schemes as KS
-from . import algorithms, loop, schemes, variants
+from . import algorithms, loop, schemes, threaded, variants
 from . import ledger as ledger_mod
 from .metrics import LEDGER_NAMES, NAMES
 
@@ -216,6 +216,22 @@ def _probe_epoch(su: Setup, g, W, epoch: int, chi=None, chop=None):
     return ideal, insitu
 
 
+_THREADS = 1  # numba threads of this process's training runs (set_threads)
+
+
+def set_threads(n: int) -> int:
+    """Train with ``n`` numba threads in this process (capped at numba's pool). 1: the serial,
+    cached loop; more: its threaded twin (:mod:`pipeline.training.threaded`), compiled once per
+    process, for arrays of at least ``train.parallel_min`` devices; the results are the same bits.
+    Returns the thread count used."""
+    import numba
+
+    global _THREADS
+    _THREADS = max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(_THREADS)
+    return _THREADS
+
+
 def train_epoch(p, su: Setup, g, W, cnt_up, cnt_dn, epoch: int, every: int, snaps, snap_steps, on_snaps=None,
                 chi=None, chop=None):
     """One epoch of training (in place on g / W / counters) and its hardware evaluation.
@@ -230,9 +246,10 @@ def train_epoch(p, su: Setup, g, W, cnt_up, cnt_dn, epoch: int, every: int, snap
     led = np.zeros(loop.N_LEDGER, np.int64)
     span = n_train if on_snaps is None else max(1, min(n_train, snaps.shape[0] * every))
     loss_sum, correct, ns, bad = 0.0, 0, 0, -1
+    epoch_fn = threaded.run_epoch() if _THREADS > 1 else loop.run_epoch
     for a in range(0, max(n_train, 1), span):
         part = order[a:a + span]
-        loss_sum, ok, ns, bad = loop.run_epoch(g, W, su.net.dev, su.net.ph, su.cfg, su.lrs, su.data.x_train,
+        loss_sum, ok, ns, bad = epoch_fn(g, W, su.net.dev, su.net.ph, su.cfg, su.lrs, su.data.x_train,
                                                su.T_train, part, (epoch - 1) * n_train + a, every, cnt_up, cnt_dn,
                                                led, snaps, snap_steps, loss_sum, chi, chop)
         correct += ok

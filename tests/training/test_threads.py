@@ -1,5 +1,6 @@
 """Bit-identical conductances for any thread count (subprocesses with NUMBA_NUM_THREADS=1 and 2,
-threaded kernels forced with parallel_min=1) and when an update sequence is split at any step."""
+threaded kernels forced with parallel_min=1), for the threaded twin of the training loop, and when
+an update sequence is split at any step."""
 
 import hashlib
 import os
@@ -81,3 +82,47 @@ def test_split_at_any_step_is_identical():
         first = run(0, cut)
         saved = [[np.array(v, copy=True) for v in st[:3]] + [st[3]] for st in first]  # what a checkpoint holds
         assert digest(run(cut, STEPS, saved)) == full, cut
+
+
+TWIN_SCRIPT = """
+import sys, numba
+sys.path.insert(0, {root!r})
+from tests.training.test_threads import loop_digest
+print(numba.get_num_threads(), loop_digest(True))
+"""
+
+
+def loop_digest(twin: bool) -> str:
+    """Train 24 samples of a small network (power-law devices, noisy reads, stochastic rounding,
+    every array threaded: ``parallel_min=1``) with progressive and backprop through the cached loop
+    or through its threaded twin; hash everything the run changes."""
+    from pipeline.training import loop, threaded
+
+    fn = threaded.run_epoch() if twin else loop.run_epoch
+    h = hashlib.sha256()
+    for alg in ("progressive", "backprop", "progressive-held"):
+        rng = np.random.default_rng(8)
+        g, dev, ph = R.random_array(rng, (40, 33, 5), family=law.POWER, parallel_min=1, read_noise=0.02,
+                                    encoding=K.ENC_STOCHASTIC, c2c=0.3)
+        cfg = loop.Config(loop.ALGORITHM_CODES[alg], loop.SIGMOID, loop.SIGMOID, loop.LOSS_MSE, loop.DERIV_EXACT, 3)
+        X = rng.random((12, 40)) * (rng.random((12, 40)) < 0.4)
+        T = np.eye(5)[rng.integers(0, 5, 12)]
+        cu, cd = np.zeros(g.shape, np.int64), np.zeros(g.shape, np.int64)
+        led = np.zeros(loop.N_LEDGER, np.int64)
+        snaps, steps = np.zeros((4, 2, g.shape[1])), np.zeros(4, np.int64)
+        res = fn(g, np.zeros(g.shape[1]), dev, ph, cfg, np.array([3.0, 3.0]), X, T,
+                 np.arange(24, dtype=np.int64) % 12, 0, 7, cu, cd, led, snaps, steps)
+        assert led[loop.L_PULSES_UP] + led[loop.L_PULSES_DOWN] > 100
+        h.update(repr(res).encode() + g.tobytes() + cu.tobytes() + cd.tobytes() + led.tobytes() + snaps.tobytes())
+    return h.hexdigest()
+
+
+def test_threaded_training_loop_is_bit_identical_to_the_cached_serial_loop():
+    """The uncached twin of the epoch loop (train --threads N), run with 2 numba threads and every
+    array on the threaded kernels, against the cached serial loop of this process."""
+    env = dict(os.environ, NUMBA_NUM_THREADS="2")
+    res = subprocess.run([sys.executable, "-c", TWIN_SCRIPT.format(root=str(ROOT))], env=env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    threads, dig = res.stdout.split()
+    assert threads == "2" and dig == loop_digest(False)
