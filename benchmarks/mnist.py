@@ -36,7 +36,7 @@ from pipeline import config
 from pipeline.crossbar import arrays as arr
 from pipeline.crossbar import kernels as K
 from pipeline.devices import spec as dspec
-from pipeline.training import loop, run, threaded
+from pipeline.training import loop, run
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "results" / "mnist.json"
@@ -108,7 +108,12 @@ class Bench:
         cfg = run.make_config(self.p, alg, 0)
         lrs = np.asarray(config.layer_lrs(self.p.train, self.sizes), np.float64)
         ph = self.net.ph
-        fn = threaded.run_epoch() if THREADS[0] > 1 else loop.run_epoch
+        if THREADS[0] > 1:
+            from pipeline.training import threaded  # (not imported otherwise: benchmarks.ab times older checkouts too)
+
+            fn = threaded.run_epoch()
+        else:
+            fn = loop.run_epoch
         return fn(g, W, self.net.dev, ph, cfg, lrs, self.x, self.T, run.epoch_order(0, ep, self.n),
                               (ep - 1) * self.n, 1 << 60, cu, cd, ledger, np.zeros((1, 1, 1)), np.zeros(1, np.int64))
 
