@@ -375,6 +375,15 @@ def _snapshot(g, W, flt, snaps, s):
         snaps[s, :, :] = g
 
 
+@njit(cache=True, inline="always")
+def _count(ledger, up, dn, nv, slot, n):
+    """Ledger of a transfer or refresh event: its pulses, verify reads and ``n`` events in ``slot``."""
+    ledger[L_PULSES_UP] += up
+    ledger[L_PULSES_DOWN] += dn
+    ledger[L_VERIFY_READS] += nv
+    ledger[slot] += n
+
+
 @njit(cache=True)
 def _read_cache(g, dev, ph, flt):
     """The cached read terms of ``g`` for a hardware run (``K.terms``), size 0 for a float run."""
@@ -424,27 +433,18 @@ def run_epoch(g, W, dev, ph, cfg, lrs, X, T, order, step0, every, cnt_up, cnt_dn
                 K.sync_all(g, dev, ph, tc)
             if cfg.scheme == schemes.CARRY and (step + 1) % cfg.carry_every == 0:
                 up, dn, nv = KS.carry_transfer(g, dev, ph, cfg.carry_rounds, cfg.seed, step, cnt_up, cnt_dn, tc)
-                ledger[L_PULSES_UP] += up
-                ledger[L_PULSES_DOWN] += dn
-                ledger[L_VERIFY_READS] += nv
-                ledger[L_TRANSFERS] += 1
+                _count(ledger, up, dn, nv, L_TRANSFERS, 1)
             if cfg.scheme == schemes.TIKI_TAKA and (step + 1) % cfg.tt_transfer_every == 0:
                 up, dn, nv = KS.tt_transfer(g, dev, ph, ch, cp, cfg.tt_algorithm, cfg.tt_n_reads, lrs,
                                             cfg.tt_transfer_lr, cfg.tt_thres_scale, cfg.tt_momentum,
                                             cfg.tt_forget_buffer, cfg.tt_in_chop_prob, cfg.tt_max_steps,
                                             (step + 1) // cfg.tt_transfer_every - 1, cfg.seed, step, cnt_up, cnt_dn,
                                             tc)
-                ledger[L_PULSES_UP] += up
-                ledger[L_PULSES_DOWN] += dn
-                ledger[L_VERIFY_READS] += nv
-                ledger[L_TRANSFERS] += 1
+                _count(ledger, up, dn, nv, L_TRANSFERS, 1)
             if cfg.refresh_margin > 0.0:
                 up, dn, nv, nr = KS.refresh(g, dev, ph, cfg.refresh_margin, cfg.carry_rounds, cfg.seed, step, cnt_up,
                                             cnt_dn, tc)
-                ledger[L_PULSES_UP] += up
-                ledger[L_PULSES_DOWN] += dn
-                ledger[L_VERIFY_READS] += nv
-                ledger[L_REFRESHES] += nr
+                _count(ledger, up, dn, nv, L_REFRESHES, nr)
         loss_sum += loss
         correct += ok
         if (step + 1) % every == 0:
