@@ -96,7 +96,7 @@ class Bench:
     def epoch(self, alg, st, ep, ledger):
         g, W, cu, cd = st
         cfg = run.make_config(self.p, alg, 0)
-        lrs = np.asarray(config.layer_lrs(self.p.train, self.net.n_layers), np.float64)
+        lrs = np.asarray(config.layer_lrs(self.p.train, self.sizes), np.float64)
         ph = self.net.ph
         return loop.run_epoch(g, W, self.net.dev, ph, cfg, lrs, self.x, self.T, run.epoch_order(0, ep, self.n),
                               (ep - 1) * self.n, 1 << 60, cu, cd, ledger, np.zeros((1, 1, 1)), np.zeros(1, np.int64))
