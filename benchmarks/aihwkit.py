@@ -1,7 +1,7 @@
 """The project against IBM aihwkit 1.2.0, side by side in one run (issue 12, item 6).
 
-``python -m benchmarks.aihwkit [--quick] [--samples N] [--rounds R] [--threads 2,1]
-[--aihwkit-python PATH]`` (run with ``NUMBA_NUM_THREADS=1``) trains 784-256-128-10 and 784-256-10
+``python -m benchmarks.aihwkit [--quick] [--samples N] [--rounds R] [--threads 2,1] [--project-threads 1,2]
+[--aihwkit-python PATH]`` (run with ``NUMBA_NUM_THREADS`` = the largest project thread count) trains 784-256-128-10 and 784-256-10
 (sigmoid hidden, softmax output + cross-entropy, lr ``benchmarks.mnist.LR``, batch 1) on the first
 ``N`` real MNIST training images (÷255) with
 
@@ -86,12 +86,17 @@ def median(v) -> float:
     return float(np.median(np.asarray(v, np.float64)))
 
 
-def summarise(rounds: list[dict], threads: list[int]) -> dict:
-    """Medians over rounds of every samples/s and device-updates/s, and the ratios of medians."""
+def summarise(rounds: list[dict], threads: list[int], project_threads=(1,)) -> dict:
+    """Medians over rounds of every samples/s and device-updates/s, and the ratios of medians
+    (``project_threads`` > 1: the project's threaded twin of the loop, keys ``<alg> <n>t``)."""
     nets = list(rounds[0]["train"])
+    more = [n for n in project_threads if n > 1]
     med: dict = {"train": {}, "update_784x256": {}}
     for net in nets:
         m = {alg: median([r["train"][net]["project"][alg]["samples_per_s"] for r in rounds]) for alg in PROJECT_ALGS}
+        for n in more:
+            for alg in PROJECT_ALGS:
+                m[f"{alg} {n}t"] = median([r["train"][net][f"project {n}t"][alg]["samples_per_s"] for r in rounds])
         for t in threads:
             for v in ("aihwkit-softbounds", "torch-fp32-sgd"):
                 m[f"{v} {t}t"] = median([r["train"][net][f"aihwkit {t}t"][v]["samples_per_s"] for r in rounds])
@@ -110,14 +115,19 @@ def summarise(rounds: list[dict], threads: list[int]) -> dict:
             r[f"backprop / aihwkit {t}t"] = m["backprop"] / a
             r[f"backprop-float / torch-fp32 {t}t"] = m["backprop-float"] / f
             r[f"aihwkit / torch-fp32 {t}t"] = a / f
+            for n in more:
+                r[f"progressive {n}t / aihwkit {t}t"] = m[f"progressive {n}t"] / a
+        for n in more:
+            r[f"progressive {n}t / progressive 1t"] = m[f"progressive {n}t"] / m["progressive"]
         ratios["train"][net] = r
     for q, m in med["update_784x256"].items():
         ratios["update_784x256"][q] = {f"project 1t / aihwkit {t}t": m["project 1t"] / m[f"aihwkit {t}t"] for t in threads}
     return {"median": med, "ratios": ratios}
 
 
-def run_bench(samples: int, rounds: int, threads: list[int], python: str, update_repeats: int) -> dict:
-    numba.set_num_threads(1)
+def run_bench(samples: int, rounds: int, threads: list[int], python: str, update_repeats: int,
+              project_threads=(1,)) -> dict:
+    M.set_threads(1)
     load_start = os.getloadavg()
     x, y = M.load_mnist(samples)
     orders = [run.epoch_order(0, ep, samples).tolist() for ep in (1, 2, 3)]  # warm-up, timed, counted (aihwkit)
@@ -139,6 +149,11 @@ def run_bench(samples: int, rounds: int, threads: list[int], python: str, update
             rr: dict = {"load_avg_start": os.getloadavg(), "train": {}, "update_784x256": {}}
             for net, b in benches.items():
                 cell = {"project": M.throughput(b, PROJECT_ALGS, 1)}
+                for n in project_threads:
+                    if n > 1:  # the threaded twin of the loop (same bits), then back to one thread
+                        M.set_threads(n)
+                        cell[f"project {n}t"] = M.throughput(b, PROJECT_ALGS, 1)
+                        M.set_threads(1)
                 for t, w in workers.items():
                     cell[f"aihwkit {t}t"] = w.ask(cmd="train", sizes=b.sizes, lr=M.LR, orders=orders,
                                                       count=(r == 0 and t == threads[0]))
@@ -146,7 +161,9 @@ def run_bench(samples: int, rounds: int, threads: list[int], python: str, update
                 print(f"round {r} {net}: " + ", ".join(
                     [f"{a} {cell['project'][a]['samples_per_s']:.0f}" for a in PROJECT_ALGS]
                     + [f"{k} {v['aihwkit-softbounds']['samples_per_s']:.0f} (torch {v['torch-fp32-sgd']['samples_per_s']:.0f})"
-                       for k, v in cell.items() if k != "project"]), flush=True)
+                       for k, v in cell.items() if k.startswith("aihwkit")]
+                    + [f"{a} {k[8:]} {v[a]['samples_per_s']:.0f}" for k, v in cell.items() if k.startswith("project ")
+                       for a in PROJECT_ALGS]), flush=True)
             proj = {str(q): M.update_784x256(q, update_repeats) for q in UPDATE_REQUESTS}
             if q_aihwkit is None:  # aihwkit at the pulses per device the project fired (deterministic keys: every round alike)
                 q_aihwkit = [proj[str(q)]["pulses_per_device"] for q in UPDATE_REQUESTS]
@@ -177,7 +194,7 @@ def run_bench(samples: int, rounds: int, threads: list[int], python: str, update
         pw |= {f"aihwkit {k}": v for k, v in a.items()}
         pw["aihwkit coincidences / project progressive pulses"] = a["coincidences_per_sample"] / pw["project progressive pulses_per_sample"]
         pulse_work[net] = pw
-    s = summarise(out_rounds, threads)
+    s = summarise(out_rounds, threads, project_threads)
     return {
         "what": "training samples/s side by side in one run, batch 1, first N MNIST training images (/255), sigmoid hidden, "
                 "softmax/CE, lr %g; project: one thread, fitted default device, warm-up epoch then one timed run_epoch; "
@@ -188,7 +205,7 @@ def run_bench(samples: int, rounds: int, threads: list[int], python: str, update
                            "update (update management, BL up to desired_bl); the project pulses only where stochastic rounding "
                            "of the requested step fires. Equal pulse work only in update_784x256 (aihwkit inputs scaled to the "
                            "pulses per device the project fired).",
-        "samples": samples, "rounds": rounds, "project_threads": 1, "aihwkit_threads": threads,
+        "samples": samples, "rounds": rounds, "project_threads": list(project_threads), "aihwkit_threads": threads,
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "load_avg_start": load_start, "load_avg_end": os.getloadavg()},
         "project_versions": {"numba": numba.__version__, "numpy": np.__version__, "python": platform.python_version()},
@@ -210,6 +227,10 @@ def table(res: dict) -> str:
         lines.append(f"| {net} | " + " | ".join(f"{m[a]:,.0f}" for a in PROJECT_ALGS) + " | " + " | ".join(
             f"{m[f'aihwkit-softbounds {t}t']:,.0f} | {m[f'torch-fp32-sgd {t}t']:,.0f}" for t in th) + " |")
     lines.append("")
+    for net, m in res["median"]["train"].items():
+        extra = [f"{k} {v:,.0f}" for k, v in m.items() if len(k.split()) == 2 and k.split()[0] in PROJECT_ALGS]
+        if extra:
+            lines.append(f"{net} project with threads: " + ", ".join(extra))
     for net, r in res["ratios"]["train"].items():
         lines.append(f"{net}: " + ", ".join(f"{k} {v:.2f}" for k, v in r.items()))
     lines.append("")
@@ -234,6 +255,8 @@ def main(argv=None) -> int:
     ap.add_argument("--samples", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", default="2,1", help="aihwkit thread counts, one persistent process each")
+    ap.add_argument("--project-threads", default="1", help="the project's thread counts (1 always; > 1: the threaded "
+                    "twin of the loop; run with NUMBA_NUM_THREADS at least that)")
     ap.add_argument("--aihwkit-python", default=os.environ.get("AIHWKIT_PYTHON",
                                                                str(Path.home() / ".cache" / "aihwkit-venv" / "bin" / "python")))
     a = ap.parse_args(argv)
@@ -244,6 +267,14 @@ def main(argv=None) -> int:
         threads = []
     if not threads or min(threads) < 1:
         print(f"benchmarks.aihwkit: --threads {a.threads!r}: expected a comma-separated list of positive integers", file=sys.stderr)
+        return 2
+    try:
+        project_threads = sorted({1, *(int(t) for t in a.project_threads.split(","))})
+    except ValueError:
+        project_threads = [0]
+    if min(project_threads) < 1 or max(project_threads) > numba.config.NUMBA_NUM_THREADS:
+        print(f"benchmarks.aihwkit: --project-threads {a.project_threads!r}: expected positive integers up to "
+              f"NUMBA_NUM_THREADS ({numba.config.NUMBA_NUM_THREADS})", file=sys.stderr)
         return 2
     if not 1 <= samples <= 60000:
         print(f"benchmarks.aihwkit: --samples {samples}: expected 1..60000 (MNIST training images)", file=sys.stderr)
@@ -256,7 +287,7 @@ def main(argv=None) -> int:
               "../shared/bench/setup_aihwkit_venv.sh, or pass --aihwkit-python / AIHWKIT_PYTHON)", file=sys.stderr)
         return 2
     try:
-        res = run_bench(samples, rounds, threads, a.aihwkit_python, 3 if a.quick else 7)
+        res = run_bench(samples, rounds, threads, a.aihwkit_python, 3 if a.quick else 7, project_threads)
     except RuntimeError as e:
         print(f"benchmarks.aihwkit: {e}", file=sys.stderr)
         return 1

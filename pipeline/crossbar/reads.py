@@ -129,18 +129,28 @@ def nonzero(x, c):
     return nz, m
 
 
+@njit(cache=True, inline="always")
+def _pair_term(t, gp, gm, k, cached):
+    """The read term at flat index ``k``: the cached one, or G⁺ − G⁻ of a differential pair."""
+    if cached:
+        return t[k]
+    return gp[k] - gm[k]
+
+
 @njit(cache=True)
-def _forward_rows(g, dev, ph, o, c, x, nz, m, y, sigma_x, key_read, noisy, i0, i1):
+def _forward_rows(g, t, dev, ph, o, c, x, nz, m, y, sigma_x, key_read, noisy, i0, i1):
     """Rows i0..i1-1 of a forward read over the nonzero inputs ``nz[:m]`` (one row is always summed
-    by one thread, in order of j). The differential mapping sums four rows side by side (four
-    independent chains, each in the same order: the same bits, without waiting on one chain's
+    by one thread, in order of j), from the cached read terms ``t`` (:func:`terms`; size 0: derived
+    from ``g``, the same numbers). Cached terms and differential pairs sum four rows side by side
+    (four independent chains, each in the same order: the same bits, without waiting on one chain's
     additions)."""
-    diff = ph.mapping == MAP_DIFFERENTIAL
+    cached = t.shape[0] != 0
+    fast = cached or ph.mapping == MAP_DIFFERENTIAL
     planes = ph.mapping == MAP_PLANES
+    gp = g[0]  # 1-D views and unsigned indices: no negative-index wraparound in the loop
+    gm = g[g.shape[0] - 1]
     i = i0
-    if diff:
-        gp = g[0]  # 1-D views and unsigned indices: no negative-index wraparound in the loop
-        gm = g[1]
+    if fast:
         while i + 4 <= i1:
             b0 = uint64(o + i * c)
             b1 = b0 + uint64(c)
@@ -153,10 +163,10 @@ def _forward_rows(g, dev, ph, o, c, x, nz, m, y, sigma_x, key_read, noisy, i0, i
             for jj in range(m):
                 j = uint64(nz[jj])
                 xj = x[j]
-                a0 += (gp[b0 + j] - gm[b0 + j]) * xj
-                a1 += (gp[b1 + j] - gm[b1 + j]) * xj
-                a2 += (gp[b2 + j] - gm[b2 + j]) * xj
-                a3 += (gp[b3 + j] - gm[b3 + j]) * xj
+                a0 += _pair_term(t, gp, gm, b0 + j, cached) * xj
+                a1 += _pair_term(t, gp, gm, b1 + j, cached) * xj
+                a2 += _pair_term(t, gp, gm, b2 + j, cached) * xj
+                a3 += _pair_term(t, gp, gm, b3 + j, cached) * xj
             y[i] = _read_out(a0 / ph.g_scale, ph, sigma_x, key_read, i, noisy)
             y[i + 1] = _read_out(a1 / ph.g_scale, ph, sigma_x, key_read, i + 1, noisy)
             y[i + 2] = _read_out(a2 / ph.g_scale, ph, sigma_x, key_read, i + 2, noisy)
@@ -165,10 +175,11 @@ def _forward_rows(g, dev, ph, o, c, x, nz, m, y, sigma_x, key_read, noisy, i0, i
     for i in range(i, i1):
         acc = 0.0
         base = o + i * c
-        if diff:
+        if fast:
+            ub = uint64(base)
             for jj in range(m):
-                j = nz[jj]
-                acc += (g[0, base + j] - g[1, base + j]) * x[j]
+                j = uint64(nz[jj])
+                acc += _pair_term(t, gp, gm, ub + j, cached) * x[j]
         elif planes:
             for jj in range(m):
                 j = nz[jj]
@@ -181,60 +192,11 @@ def _forward_rows(g, dev, ph, o, c, x, nz, m, y, sigma_x, key_read, noisy, i0, i
 
 
 @njit(cache=True)
-def _forward_rows_t(t, ph, o, c, x, nz, m, y, sigma_x, key_read, noisy, i0, i1):
-    """:func:`_forward_rows` from the cached read terms ``t`` (:func:`terms`): the same products in
-    the same order, so the same bits, touching one number per cross-point instead of the planes."""
-    i = i0
-    while i + 4 <= i1:
-        b0 = uint64(o + i * c)
-        b1 = b0 + uint64(c)
-        b2 = b1 + uint64(c)
-        b3 = b2 + uint64(c)
-        a0 = 0.0
-        a1 = 0.0
-        a2 = 0.0
-        a3 = 0.0
-        for jj in range(m):
-            j = uint64(nz[jj])
-            xj = x[j]
-            a0 += t[b0 + j] * xj
-            a1 += t[b1 + j] * xj
-            a2 += t[b2 + j] * xj
-            a3 += t[b3 + j] * xj
-        y[i] = _read_out(a0 / ph.g_scale, ph, sigma_x, key_read, i, noisy)
-        y[i + 1] = _read_out(a1 / ph.g_scale, ph, sigma_x, key_read, i + 1, noisy)
-        y[i + 2] = _read_out(a2 / ph.g_scale, ph, sigma_x, key_read, i + 2, noisy)
-        y[i + 3] = _read_out(a3 / ph.g_scale, ph, sigma_x, key_read, i + 3, noisy)
-        i += 4
-    for i in range(i, i1):
-        acc = 0.0
-        base = uint64(o + i * c)
-        for jj in range(m):
-            j = uint64(nz[jj])
-            acc += t[base + j] * x[j]
-        y[i] = _read_out(acc / ph.g_scale, ph, sigma_x, key_read, i, noisy)
-
-
-@njit(cache=True)
-def _transposed_cols_t(t, ph, o, r, c, d, x, sigma_d, key_read, noisy, j0, j1):
-    """:func:`_transposed_cols` from the cached read terms ``t`` (same order, same bits)."""
-    for j in range(j0, j1):
-        x[j] = 0.0
-    for i in range(r):
-        di = d[i]
-        if di == 0.0:
-            continue
-        ub = uint64(o + i * c)
-        for j in range(uint64(j0), uint64(j1)):
-            x[j] += t[ub + j] * di
-    for j in range(j0, j1):
-        x[j] = _read_out(x[j] / ph.g_scale, ph, sigma_d, key_read, j, noisy)
-
-
-@njit(cache=True)
-def _transposed_cols(g, dev, ph, o, r, c, d, x, sigma_d, key_read, noisy, j0, j1):
-    """Columns j0..j1-1 of a transposed read (each column summed over rows in order)."""
-    diff = ph.mapping == MAP_DIFFERENTIAL
+def _transposed_cols(g, t, dev, ph, o, r, c, d, x, sigma_d, key_read, noisy, j0, j1):
+    """Columns j0..j1-1 of a transposed read (each column summed over rows in order), from the
+    cached read terms ``t`` (size 0: derived from ``g``)."""
+    cached = t.shape[0] != 0
+    fast = cached or ph.mapping == MAP_DIFFERENTIAL
     planes = ph.mapping == MAP_PLANES
     for j in range(j0, j1):
         x[j] = 0.0
@@ -245,10 +207,10 @@ def _transposed_cols(g, dev, ph, o, r, c, d, x, sigma_d, key_read, noisy, j0, j1
         di = d[i]
         if di == 0.0:  # adds ±0 to every column: skipped, to the bit (see ``nonzero``)
             continue
-        if diff:  # 1-D views, unsigned indices: a loop LLVM vectorises (independent columns)
+        if fast:  # 1-D views, unsigned indices: a loop LLVM vectorises (independent columns)
             ub = uint64(base)
             for j in range(uint64(j0), uint64(j1)):
-                x[j] += (gp[ub + j] - gm[ub + j]) * di
+                x[j] += _pair_term(t, gp, gm, ub + j, cached) * di
         elif planes:
             for j in range(j0, j1):
                 x[j] += _planes(g, dev, base + j) * di
@@ -260,70 +222,34 @@ def _transposed_cols(g, dev, ph, o, r, c, d, x, sigma_d, key_read, noisy, j0, j1
 
 
 @njit(cache=True)
-def read_forward(g, dev, ph, layer, x, y, key_read, noisy):
-    """y[i] = Σ_j w_ij x[j] (+ noise, clip, ADC). ``x`` has ``cols`` entries (bias included)."""
-    r, c = dev.rows[layer], dev.cols[layer]
-    nz, m = nonzero(x, c)
-    _forward_rows(g, dev, ph, dev.off[layer], c, x, nz, m, y, _norm(x, c, _read_power(g, dev, ph)), key_read, noisy, 0,
-                  r)
-
-
-@njit(cache=True)
-def read_transposed(g, dev, ph, layer, d, x, key_read, noisy):
-    """x[j] = Σ_i w_ij d[i] (+ noise, clip, ADC) for every column j (bias column included)."""
-    r, c = dev.rows[layer], dev.cols[layer]
-    _transposed_cols(g, dev, ph, dev.off[layer], r, c, d, x, _norm(d, r, _read_power(g, dev, ph)), key_read, noisy, 0, c)
-
-
-@njit(cache=True)
 def read_forward_t(t, g, dev, ph, layer, x, y, key_read, noisy):
-    """:func:`read_forward` from the cached read terms ``t`` of ``g`` (:func:`terms`; same bits)."""
+    """y[i] = Σ_j w_ij x[j] (+ noise, clip, ADC). ``x`` has ``cols`` entries (bias included).
+    ``t``: the cached read terms of ``g`` (:func:`terms`; size 0: derived from ``g``, same bits)."""
     r, c = dev.rows[layer], dev.cols[layer]
     nz, m = nonzero(x, c)
-    _forward_rows_t(t, ph, dev.off[layer], c, x, nz, m, y, _norm(x, c, _read_power(g, dev, ph)), key_read, noisy, 0, r)
+    _forward_rows(g, t, dev, ph, dev.off[layer], c, x, nz, m, y, _norm(x, c, _read_power(g, dev, ph)), key_read, noisy,
+                  0, r)
 
 
 @njit(cache=True)
 def read_transposed_t(t, g, dev, ph, layer, d, x, key_read, noisy):
-    """:func:`read_transposed` from the cached read terms ``t`` of ``g`` (same bits)."""
+    """x[j] = Σ_i w_ij d[i] (+ noise, clip, ADC) for every column j (bias column included), from
+    the cached read terms ``t`` (size 0: derived from ``g``)."""
     r, c = dev.rows[layer], dev.cols[layer]
-    _transposed_cols_t(t, ph, dev.off[layer], r, c, d, x, _norm(d, r, _read_power(g, dev, ph)), key_read, noisy, 0, c)
+    _transposed_cols(g, t, dev, ph, dev.off[layer], r, c, d, x, _norm(d, r, _read_power(g, dev, ph)), key_read, noisy,
+                     0, c)
 
 
-@njit(cache=False, parallel=True)  # never cached: see module docstring
-def read_forward_parallel(g, dev, ph, layer, x, y, key_read, noisy):
-    """:func:`read_forward` with blocks of 8 rows spread over threads (same result to the bit)."""
-    r, c, o = dev.rows[layer], dev.cols[layer], dev.off[layer]
-    sigma_x = _norm(x, c, _read_power(g, dev, ph))
-    nz, m = nonzero(x, c)
-    for b in prange((r + 7) // 8):
-        _forward_rows(g, dev, ph, o, c, x, nz, m, y, sigma_x, key_read, noisy, b * 8, min(r, b * 8 + 8))
+@njit(cache=True)
+def read_forward(g, dev, ph, layer, x, y, key_read, noisy):
+    """:func:`read_forward_t` with every term derived from ``g``."""
+    read_forward_t(np.zeros(0), g, dev, ph, layer, x, y, key_read, noisy)
 
 
-@njit(cache=False, parallel=True)  # never cached: see module docstring
-def read_transposed_parallel(g, dev, ph, layer, d, x, key_read, noisy):
-    """:func:`read_transposed` with blocks of 64 columns spread over threads (same summation
-    order per column, so the same result to the bit)."""
-    r, c, o = dev.rows[layer], dev.cols[layer], dev.off[layer]
-    sigma_d = _norm(d, r, _read_power(g, dev, ph))
-    for b in prange((c + 63) // 64):
-        _transposed_cols(g, dev, ph, o, r, c, d, x, sigma_d, key_read, noisy, b * 64, min(c, b * 64 + 64))
-
-
-@njit(cache=False)
-def read_fwd(g, dev, ph, layer, x, y, key_read, noisy):
-    if dev.rows[layer] * dev.cols[layer] * g.shape[0] >= ph.parallel_min:
-        read_forward_parallel(g, dev, ph, layer, x, y, key_read, noisy)
-    else:
-        read_forward(g, dev, ph, layer, x, y, key_read, noisy)
-
-
-@njit(cache=False)
-def read_tr(g, dev, ph, layer, d, x, key_read, noisy):
-    if dev.rows[layer] * dev.cols[layer] * g.shape[0] >= ph.parallel_min:
-        read_transposed_parallel(g, dev, ph, layer, d, x, key_read, noisy)
-    else:
-        read_transposed(g, dev, ph, layer, d, x, key_read, noisy)
+@njit(cache=True)
+def read_transposed(g, dev, ph, layer, d, x, key_read, noisy):
+    """:func:`read_transposed_t` with every term derived from ``g``."""
+    read_transposed_t(np.zeros(0), g, dev, ph, layer, d, x, key_read, noisy)
 
 
 @njit(cache=False, parallel=True)  # never cached: see module docstring
@@ -333,16 +259,29 @@ def read_forward_t_parallel(t, g, dev, ph, layer, x, y, key_read, noisy):
     sigma_x = _norm(x, c, _read_power(g, dev, ph))
     nz, m = nonzero(x, c)
     for b in prange((r + 7) // 8):
-        _forward_rows_t(t, ph, o, c, x, nz, m, y, sigma_x, key_read, noisy, b * 8, min(r, b * 8 + 8))
+        _forward_rows(g, t, dev, ph, o, c, x, nz, m, y, sigma_x, key_read, noisy, b * 8, min(r, b * 8 + 8))
 
 
 @njit(cache=False, parallel=True)  # never cached: see module docstring
 def read_transposed_t_parallel(t, g, dev, ph, layer, d, x, key_read, noisy):
-    """:func:`read_transposed_t` with blocks of 64 columns spread over threads (same bits)."""
+    """:func:`read_transposed_t` with blocks of 64 columns spread over threads (same summation
+    order per column, so the same result to the bit)."""
     r, c, o = dev.rows[layer], dev.cols[layer], dev.off[layer]
     sigma_d = _norm(d, r, _read_power(g, dev, ph))
     for b in prange((c + 63) // 64):
-        _transposed_cols_t(t, ph, o, r, c, d, x, sigma_d, key_read, noisy, b * 64, min(c, b * 64 + 64))
+        _transposed_cols(g, t, dev, ph, o, r, c, d, x, sigma_d, key_read, noisy, b * 64, min(c, b * 64 + 64))
+
+
+@njit(cache=False)
+def read_forward_parallel(g, dev, ph, layer, x, y, key_read, noisy):
+    """:func:`read_forward` with blocks of 8 rows spread over threads."""
+    read_forward_t_parallel(np.zeros(0), g, dev, ph, layer, x, y, key_read, noisy)
+
+
+@njit(cache=False)
+def read_transposed_parallel(g, dev, ph, layer, d, x, key_read, noisy):
+    """:func:`read_transposed` with blocks of 64 columns spread over threads."""
+    read_transposed_t_parallel(np.zeros(0), g, dev, ph, layer, d, x, key_read, noisy)
 
 
 @njit(cache=False)
@@ -361,3 +300,15 @@ def read_tr_t(t, g, dev, ph, layer, d, x, key_read, noisy):
         read_transposed_t_parallel(t, g, dev, ph, layer, d, x, key_read, noisy)
     else:
         read_transposed_t(t, g, dev, ph, layer, d, x, key_read, noisy)
+
+
+@njit(cache=False)
+def read_fwd(g, dev, ph, layer, x, y, key_read, noisy):
+    """:func:`read_fwd_t` with every term derived from ``g``."""
+    read_fwd_t(np.zeros(0), g, dev, ph, layer, x, y, key_read, noisy)
+
+
+@njit(cache=False)
+def read_tr(g, dev, ph, layer, d, x, key_read, noisy):
+    """:func:`read_tr_t` with every term derived from ``g``."""
+    read_tr_t(np.zeros(0), g, dev, ph, layer, d, x, key_read, noisy)

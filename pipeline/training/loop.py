@@ -246,10 +246,7 @@ def forward(s, st, wk, flt, x, step, nread, noisy):
         if flt:
             _float_fwd(W, dev, l, xin, z)
         else:
-            if st.t.shape[0] != 0:
-                K.read_forward_t(st.t, g, dev, ph, l, xin, z, key4(cfg.seed, STREAM_READ + nread, step, l), noisy)
-            else:
-                K.read_forward(g, dev, ph, l, xin, z, key4(cfg.seed, STREAM_READ + nread, step, l), noisy)
+            K.read_forward_t(st.t, g, dev, ph, l, xin, z, key4(cfg.seed, STREAM_READ + nread, step, l), noisy)
             nread += 1
             ledger[L_DEVICE_READS] += dev.rows[l] * dev.cols[l] * g.shape[0]
         ledger[L_READS] += 1
@@ -272,11 +269,7 @@ def hidden_error(s, st, wk, flt, l, step, nread, noisy, mode):
     if flt:
         _float_tr(W, dev, l + 1, dn, x)
     else:
-        kr = key4(cfg.seed, STREAM_READ + nread, step, l + 1)
-        if st.t.shape[0] != 0:
-            K.read_transposed_t(st.t, g, dev, ph, l + 1, dn, x, kr, noisy)
-        else:
-            K.read_transposed(g, dev, ph, l + 1, dn, x, kr, noisy)
+        K.read_transposed_t(st.t, g, dev, ph, l + 1, dn, x, key4(cfg.seed, STREAM_READ + nread, step, l + 1), noisy)
         nread += 1
         ledger[L_DEVICE_READS] += dev.rows[l + 1] * dev.cols[l + 1] * g.shape[0]
     ledger[L_READS] += 1

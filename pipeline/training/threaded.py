@@ -36,8 +36,6 @@ def _threaded_kernels() -> types.ModuleType:
     kt.__dict__.update({k: v for k, v in K.__dict__.items() if not k.startswith("__")})
     kt.read_forward_t = K.read_fwd_t
     kt.read_transposed_t = K.read_tr_t
-    kt.read_forward = K.read_fwd
-    kt.read_transposed = K.read_tr
     kt.update_layer_serial = K.update_layer
     return kt
 
