@@ -3,7 +3,9 @@
 A sweep is named in ``params.yaml`` under ``sweeps:`` (format below). ``python -m pipeline sweep
 NAME`` resolves it against the other params, validates **every** grid point before any task
 starts (a bad key or value is one line, exit status 2), pre-creates one zarr store, and submits
-one Dask task per (grid point, algorithm, seed). Each task trains in memory
+one Dask task per (grid point, algorithm, seed), except that a float algorithm's run is trained once
+for all grid points that differ only in keys it ignores (the update scheme and its settings,
+:data:`.spec.FLOAT_IGNORES`) and its result written to each of their regions. Each task trains in memory
 (:func:`pipeline.training.run.simulate`) and writes its own region of the store: chunk 1 along
 every sweep axis, the algorithm and the seed, so no two tasks ever write one chunk. A task marks
 its region ``done`` last. Metadata is consolidated once, at the end.
@@ -47,8 +49,8 @@ an incomplete store in place, marked so, which fig5 then accepts. ``--scheduler 
 (or ``DASK_SCHEDULER_ADDRESS``) sends the tasks to a running Dask cluster instead of a local one.
 
 Testing hook: ``ECRAM_SWEEP_FAIL=<glob>`` makes every task whose label (``key=value ...
-algorithm=A seed=S``) matches fail (``ECRAM_SWEEP_FAIL_MODE=exit``: the worker process exits,
-as a killed worker would).
+algorithm=A seed=S``) matches fail, with every task that shares its run
+(``ECRAM_SWEEP_FAIL_MODE=exit``: the worker process exits, as a killed worker would).
 
 Modules: :mod:`.spec` (the spec language: merging, validation, the task list), :mod:`.store`
 (store layout, regions, the resume fingerprint), :mod:`.executor` (Dask cluster or client, the
@@ -60,9 +62,10 @@ from __future__ import annotations
 
 from ..devices.transforms import transform_spec
 from .executor import cores, execute, local_cluster, local_workers, open_client, run_task, warm_up
-from .spec import DEVICE_KEYS, FORBIDDEN, PROFILES, SPEC_KEYS, SWEEPABLE_SECTIONS, Axis, Sweep, Task, resolve
+from .spec import (DEVICE_KEYS, FLOAT_IGNORES, FORBIDDEN, PROFILES, SPEC_KEYS, SWEEPABLE_SECTIONS, Axis, Sweep, Task,
+                   distinct_runs, resolve)
 from .store import METRICS, UNITS, create_store, fingerprint, missing
 
-__all__ = ["DEVICE_KEYS", "FORBIDDEN", "METRICS", "PROFILES", "SPEC_KEYS", "SWEEPABLE_SECTIONS", "UNITS", "Axis", "Sweep",
-           "Task", "cores", "create_store", "execute", "fingerprint", "local_cluster", "local_workers", "missing",
+__all__ = ["DEVICE_KEYS", "FLOAT_IGNORES", "FORBIDDEN", "METRICS", "PROFILES", "SPEC_KEYS", "SWEEPABLE_SECTIONS", "UNITS", "Axis", "Sweep",
+           "Task", "cores", "create_store", "distinct_runs", "execute", "fingerprint", "local_cluster", "local_workers", "missing",
            "open_client", "resolve", "run_task", "transform_spec", "warm_up"]

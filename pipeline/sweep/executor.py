@@ -1,6 +1,7 @@
 """Running sweep tasks on Dask distributed (DESIGN §2.5): the in-process LocalCluster (spawned
 workers) or a client of a running scheduler, the task that trains one grid point and writes its
-region, submitting the tasks and collecting the failures without stopping the others."""
+region (and the regions of the float tasks that share its run: :func:`.spec.distinct_runs`),
+submitting the tasks and collecting the failures without stopping the others."""
 
 from __future__ import annotations
 
@@ -14,14 +15,15 @@ import numpy as np
 
 from .. import config, progress, store
 from ..errors import InputError, TrainingDiverged
-from .spec import Sweep, Task
+from .spec import Sweep, Task, distinct_runs
 from .store import METRICS
 
 
 def run_task(path: str, index: tuple[int, ...], p, spec, algorithm: str, seed: int, threads: int = 1,
-             fail: str = "") -> dict:
+             fail: str = "", also: tuple[tuple[int, ...], ...] = ()) -> dict:
     """One sweep task (runs on a Dask worker): train with at most ``threads`` numba threads, write
-    this task's region, mark it done."""
+    this task's region, mark it done; then the same for each region in ``also`` (the float tasks
+    that differ from this one only in keys a float algorithm ignores)."""
     from ..training import run
 
     run.set_threads(threads)  # > 1: the threaded twin of the loop (same bits)
@@ -37,10 +39,11 @@ def run_task(path: str, index: tuple[int, ...], p, spec, algorithm: str, seed: i
         diverged = True
         out = {k: np.full(p.train.epochs + 1, np.nan) for k in METRICS}
     s = store.Store.open(Path(path), mode="r+")
-    for name in METRICS:
-        s.write(name, index + (slice(None),), np.asarray(out[name], np.float64))
-    s.write("diverged", index, diverged)
-    s.write("done", index, True)
+    for region in (tuple(index),) + tuple(tuple(r) for r in also):
+        for name in METRICS:
+            s.write(name, region + (slice(None),), np.asarray(out[name], np.float64))
+        s.write("diverged", region, diverged)
+        s.write("done", region, True)
     return {"seconds": time.perf_counter() - t0, "diverged": diverged,
             "test_acc": float(out["test_acc"][-1])}
 
@@ -71,9 +74,9 @@ def local_cluster(workers: int, threads: int):
                             silence_logs=logging.CRITICAL, env=env)
 
 
-def _fail_mode(label: str) -> str:
+def _fail_mode(labels: list[str]) -> str:
     pat = os.environ.get("ECRAM_SWEEP_FAIL", "")
-    if pat and fnmatch.fnmatchcase(label, pat):
+    if pat and any(fnmatch.fnmatchcase(label, pat) for label in labels):
         return "exit" if os.environ.get("ECRAM_SWEEP_FAIL_MODE") == "exit" else "raise"
     return ""
 
@@ -92,30 +95,40 @@ def warm_up(sw: Sweep) -> None:
 
 
 def execute(client, path: Path, tasks: list[Task], name: str, threads: int = 1) -> list[tuple[Task, str]]:
-    """Submit every task to ``client``; returns the failures (task, reason). Never raises for a
-    failing task."""
+    """Submit one Dask task per distinct run of ``tasks`` (:func:`.spec.distinct_runs`: a float run
+    is trained once for every grid point that differs only in keys a float algorithm ignores, and
+    fills all their regions) to ``client``; returns the failures (task, reason), every task of a
+    failed run. Never raises for a failing task."""
     from distributed import as_completed
 
+    runs = distinct_runs(tasks)
+    if len(runs) < len(tasks):
+        progress.log(f"sweep {name}: {len(tasks)} tasks in {len(runs)} runs (float runs shared by the grid points "
+                     "that differ only in update-scheme keys)")
     futures = {}
-    for t in tasks:
+    for group in runs:
+        t = group[0]
         fut = client.submit(run_task, str(path), t.index, t.params, t.spec, t.algorithm, t.seed, threads,
-                            _fail_mode(t.label),
+                            _fail_mode([u.label for u in group]), tuple(u.index for u in group[1:]),
                             key=f"sweep-{name}-{'-'.join(map(str, t.index))}-{os.getpid()}-{time.monotonic_ns()}",
                             pure=False, retries=0)
-        futures[fut] = t
+        futures[fut] = group
     failed = []
-    with progress.bar(f"sweep {name}", total=len(tasks)) as bar:
+    with progress.bar(f"sweep {name}", total=len(runs)) as bar:
         for fut in as_completed(list(futures)):
-            t = futures[fut]
+            group = futures[fut]
             if fut.status == "finished":
                 r = fut.result()
-                progress.log(f"{t.label}: test acc {r['test_acc']:.3f} ({r['seconds']:.1f} s)"
-                             + (" DIVERGED" if r["diverged"] else ""), verbose_only=True)
+                for t in group:
+                    progress.log(f"{t.label}: test acc {r['test_acc']:.3f} ({r['seconds']:.1f} s)"
+                                 + (" DIVERGED" if r["diverged"] else "")
+                                 + (f" (the run of {group[0].label})" if t is not group[0] else ""), verbose_only=True)
             else:
                 exc = fut.exception()
                 reason = f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:200]
-                failed.append((t, reason))
-                progress.log(f"sweep {name}: task failed: {t.label}: {reason}")
+                for t in group:
+                    failed.append((t, reason))
+                    progress.log(f"sweep {name}: task failed: {t.label}: {reason}")
             fut.release()
             bar.advance()
     return failed

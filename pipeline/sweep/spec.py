@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import math
+import pickle
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +27,17 @@ FORBIDDEN = {"train.algorithms": "use the sweep's 'algorithms'", "train.seeds": 
              "train.epochs": "use the sweep's 'epochs' (every epoch is stored)",
              "dataset.name": "use the sweep's 'dataset'"}
 DEFAULT_DEVICE = Path("results/device/device.yaml")
+# train keys a float algorithm never reads (pipeline.training.run.setup builds the carry pair, the
+# tiki-taka pairs and the zero shift for hardware algorithms only; the loop's writes, transfers and
+# refreshes branch on is_float): the update scheme and its settings. Everything else stays in a float
+# run's identity: the rates, epochs, seed, network, dataset, and every key that changes the array
+# draw or its initial programming (array.*, device.*, base.seed), since float runs start from the
+# weights read back from that draw. A key missing here only costs a repeated run, never a wrong one.
+FLOAT_IGNORES = ("train.scheme", "train.mp_subtract", "train.carry_every", "train.carry_gamma", "train.carry_rounds",
+                 "train.refresh_margin", "train.zero_shift", "train.zero_shift_cycles", "train.tt_zero_shift",
+                 "train.tt_algorithm", "train.tt_gamma", "train.tt_transfer_every", "train.tt_n_reads_per_transfer",
+                 "train.tt_transfer_lr", "train.tt_fast_lr", "train.tt_thres_scale", "train.tt_momentum",
+                 "train.tt_forget_buffer", "train.tt_in_chop_prob", "train.tt_max_steps")
 
 
 # ------------------------------------------------------------------------------------ the spec
@@ -252,6 +265,44 @@ def resolve(p, name: str, *, source: str = "params.yaml", device: Path | None = 
                 sw.tasks.append(Task(tuple(combo) + (ai, si), lab, qs, pspec, alg, int(seed)))
     _check_sizes(sw)
     return sw
+
+
+def float_identity(t: Task) -> bytes | None:
+    """What a float task's numbers depend on (its algorithm, seed, params without
+    :data:`FLOAT_IGNORES`, device population), or None for a hardware task or a float task whose own
+    params do not resolve (that one runs on its own and fails as it would)."""
+    from ..training import algorithms, run, variants
+
+    alg, scheme = variants.parse(t.algorithm)
+    if scheme is not None or alg not in algorithms.BY_NAME or not algorithms.get(alg).is_float:
+        return None
+    try:
+        run.make_config(t.params, alg, t.seed)
+    except InputError:
+        return None
+    d = config.to_dict(t.params)
+    for key in FLOAT_IGNORES:
+        section, name = key.split(".")
+        del d[section][name]
+    return json.dumps([t.algorithm, t.seed, d], sort_keys=True).encode() + pickle.dumps(t.spec)
+
+
+def distinct_runs(tasks: list[Task]) -> list[list[Task]]:
+    """``tasks`` grouped into the trainings they need, in task order: a float task shares the run of
+    an earlier task that differs from it only in keys a float algorithm ignores (the same scheme
+    grid point trained once per seed, not once per scheme); the first task of a group is the one
+    that runs, and its result fills every region of the group."""
+    groups: list[list[Task]] = []
+    first: dict[bytes, list[Task]] = {}
+    for t in tasks:
+        key = float_identity(t)
+        if key is not None and key in first:
+            first[key].append(t)
+            continue
+        groups.append([t])
+        if key is not None:
+            first[key] = groups[-1]
+    return groups
 
 
 def _check_sizes(sw: Sweep) -> None:

@@ -1,6 +1,7 @@
 """Sweeps on Dask: spec validation before any task, bit-identical stores on 1 or 2 workers and
 when run twice, a failed (or killed-worker) task reported with its grid point while the others
-finish, a rerun that runs only the missing regions, incomplete stores refused by fig5.
+finish, a rerun that runs only the missing regions, incomplete stores refused by fig5, float runs
+trained once across update schemes with the same bytes as one run per grid point.
 
 One spawned 2-worker LocalCluster serves the whole module (cluster start-up is the slow part);
 the 1-worker run goes through the CLI and starts its own in-process cluster.
@@ -27,6 +28,8 @@ SWEEPS = {
     "grid2": {"grid": {"network.hidden": [[4], [4, 3]], "device.c2c": [0.0, 0.5]}},
     "depth": {"seeds": [0], "algorithms": ["progressive", "backprop"], "grid": {"network.hidden": [[4], [4, 4]]}},
     "lr": {"seeds": [0], "algorithms": ["progressive", "backprop"], "grid": {"train.lr": [0.05, 0.2]}},
+    "schemes": {"algorithms": ["progressive", "backprop-float"], "grid": {"train.scheme": ["direct", "carry"]},
+                "set": {"train.carry_every": 5}},
 }
 FAIL_LABEL = "network.hidden=4-3 device.c2c=0.5 algorithm=progressive seed=1"
 
@@ -249,3 +252,81 @@ def test_allow_incomplete_and_fig5(client, params_file, tmp_path, monkeypatch):
     # rerunning without the flag completes the missing task in place
     sweep_stage.run(p, name="lr", out=sweeps_dir / "lr.zarr", device=DEVICE, client=client)
     assert store.open_dataset(sweeps_dir / "lr.zarr").done.values.all()
+
+
+# ------------------------------------------------------------- float runs shared across schemes
+
+
+def test_float_identity_keeps_what_a_float_run_reads(params_file):
+    """Only update-scheme keys are ignored: grids over the network, the rate or a device transform
+    (which changes the initial programming float runs start from) share no run."""
+    import dataclasses
+
+    from pipeline import config, sweep
+
+    names = {f.name for f in dataclasses.fields(config.Train)}
+    assert all(k.startswith("train.") and k[6:] in names for k in sweep.FLOAT_IGNORES)
+    for k in ("train.lr", "train.epochs", "train.lr_rule", "train.lr_base"):
+        assert k not in sweep.FLOAT_IGNORES
+    p = load(params_file)
+    for name in ("grid2", "lr", "depth"):
+        tasks = sweep.resolve(p, name, device=DEVICE).tasks
+        assert len(sweep.distinct_runs(tasks)) == len(tasks), name
+    tasks = sweep.resolve(p, "schemes", device=DEVICE).tasks
+    runs = sweep.distinct_runs(tasks)
+    assert sorted(len(g) for g in runs) == [1, 1, 1, 1, 2, 2]
+    for g in runs:
+        assert len({(t.algorithm, t.seed) for t in g}) == 1
+        if len(g) > 1:  # one float run per seed, filling both schemes' regions
+            assert g[0].algorithm == "backprop-float"
+            assert [t.params.train.scheme for t in g] == ["direct", "carry"]
+    # a float task whose own params do not resolve is not folded into a valid one
+    bad = config.with_changes(tasks[0].params, {"train.scheme": "tiki-taka", "train.tt_algorithm": "c-ttv2",
+                                                "train.tt_gamma": 0.5})
+    t = next(t for t in tasks if t.algorithm == "backprop-float")
+    assert sweep.spec.float_identity(dataclasses.replace(t, params=bad)) is None
+
+
+def test_float_runs_trained_once_per_seed_with_the_same_bytes(client, params_file, tmp_path, monkeypatch):
+    """A 2-scheme grid trains backprop-float once per seed (the Dask tasks that ran, from the task
+    stream), its store is byte-identical to one run per grid point, and the region filled from
+    the other scheme's run equals a separate run of that point."""
+    from distributed import get_task_stream
+
+    from pipeline import store, sweep
+    from pipeline.stages import sweep as sweep_stage
+    from pipeline.sweep import executor
+    from pipeline.training import run
+
+    p = load(params_file)
+    sw = sweep.resolve(p, "schemes", device=DEVICE)
+    shared = tmp_path / "shared" / "schemes.zarr"
+    with get_task_stream(client=client) as ts:
+        sweep_stage.run(p, name="schemes", out=shared, device=DEVICE, client=client)
+    ran = [tuple(int(i) for i in str(d["key"]).split("-")[2:5]) for d in ts.data
+           if str(d["key"]).startswith("sweep-schemes-")]
+    fl = sw.algorithms.index("backprop-float")
+    float_runs = sorted(i for i in ran if i[1] == fl)
+    assert len(float_runs) == len(sw.seeds) == 2, ran
+    assert sorted(i[2] for i in float_runs) == [0, 1]
+    assert sum(i[1] != fl for i in ran) == 2 * len(sw.seeds)  # progressive: once per scheme and seed
+
+    monkeypatch.setattr(executor, "distinct_runs", lambda tasks: [[t] for t in tasks])
+    alone = tmp_path / "alone" / "schemes.zarr"
+    with get_task_stream(client=client) as ts:
+        sweep_stage.run(p, name="schemes", out=alone, device=DEVICE, client=client)
+    assert sum(str(d["key"]).startswith("sweep-schemes-") for d in ts.data) == len(sw.tasks) == 8
+    assert tree_digest(shared) == tree_digest(alone)
+
+    ds = store.open_dataset(shared)
+    assert ds.done.values.all()
+    for t in sw.tasks:
+        if t.algorithm != "backprop-float" or t.params.train.scheme != "carry":
+            continue
+        ref = run.simulate(t.params, t.spec, t.algorithm, t.seed)
+        got = ds.sel(train_scheme="carry", algorithm="backprop-float", seed=t.seed)
+        for v in sweep.METRICS:
+            assert np.array_equal(got[v].values, ref[v], equal_nan=True), (v, t.label)
+    # the scheme does change the hardware runs
+    prog = ds.test_loss.sel(algorithm="progressive")
+    assert not np.array_equal(prog.sel(train_scheme="direct").values, prog.sel(train_scheme="carry").values)

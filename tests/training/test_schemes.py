@@ -190,10 +190,10 @@ _PARAMS = ["dataset.name=iris", "network.hidden=[4]", "network.output=sigmoid", 
            "train.epochs=3", "train.scheme=mixed-precision", "record.probes=0"]
 
 
-def _iris_run(epochs_split, subtract="readback", drop_chi=False, extra=()):
-    """Train progressive + mixed precision on iris (the bundled soft-bounds device)
-    in pieces, through a checkpoint file between pieces (``drop_chi``: forget χ there); returns
-    the final state and the per-epoch ledgers."""
+def _iris_run(epochs_split, subtract="readback", drop_chi=False, extra=(), algorithm="progressive"):
+    """Train ``algorithm`` (progressive) + mixed precision (``extra`` overrides: another scheme) on
+    iris (the bundled soft-bounds device) in pieces, through a checkpoint file between pieces
+    (``drop_chi``: forget χ there); returns the final state and the per-epoch ledgers."""
     from pipeline.crossbar import arrays as arr
     from pipeline.devices import spec as dspec
     import tempfile
@@ -201,7 +201,7 @@ def _iris_run(epochs_split, subtract="readback", drop_chi=False, extra=()):
     data = datasets.load(p.dataset)
     spec = dspec.read(ROOT / "data" / "devices" / "ecram-softbounds.yaml")
     net = arr.build(p, spec, arr.network_sizes(data.n_features, p.network.hidden, data.n_classes))
-    su = run.setup(p, "progressive", 1, net, data)
+    su = run.setup(p, algorithm, 1, net, data)
     state = run.State.initial(su.net)
     first = 1
     leds = []
@@ -321,6 +321,26 @@ def test_carry_resume_is_bit_identical():
     assert whole.g.shape[0] == 4 and led_whole[:, loop.L_TRANSFERS].sum() == 3 * 105 // 7
     assert digest(whole, led_whole) == digest(cut, led_cut)
     assert led_whole[:, loop.L_PULSES_UP].sum() == whole.cnt_up.sum()
+
+
+_CARRY = ("train.scheme=carry", "train.carry_every=3", "dataset.max_train=24")
+
+
+def test_carry_one_and_two_threads_bit_identical():
+    """Carry on 24 iris samples, backprop and progressive order: the full conductances of all four
+    planes, counters and ledgers hash the same under 1 and 2 numba threads."""
+    script = ("import sys, numba; sys.path.insert(0, {root!r}); "
+              "from tests.training.test_schemes import _iris_run, digest, _CARRY; "
+              "from pipeline.training import loop; "
+              "runs = [_iris_run([1], extra=_CARRY, algorithm=a) for a in ('backprop', 'progressive')]; "
+              "print(numba.get_num_threads(), *(digest(s, l) for s, l in runs), "
+              "*(int(l[:, loop.L_TRANSFERS].sum()) for s, l in runs), *(s.g.shape[0] for s, l in runs))"
+              ).format(root=str(ROOT))
+    out = printed_with_threads(script)
+    assert out[0][0] == "1" and out[1][0] == "2"
+    assert out[0][1:] == out[1][1:]
+    assert out[0][3:] == ["8", "8", "4", "4"]  # 24 samples, a transfer every 3; two pairs per weight
+    assert out[0][1] != out[0][2]  # the two orders write differently: the hash sees the conductances
 
 
 # ---------------------------------------------------------------------------------------- refresh
