@@ -484,7 +484,7 @@ def ideal_errors(Wi, g, dev, ph, cfg, x, t, out):
     """Exact backprop errors of every layer for weights ``Wi`` (noise-free, exact f')."""
     s = Static(dev, ph, cfg, np.zeros(1))
     st = State(g, Wi, np.zeros((1, 1), np.int64), np.zeros((1, 1), np.int64), np.zeros(N_LEDGER, np.int64),
-               np.zeros(0))
+               np.zeros(0), np.zeros(0), np.zeros(0))  # every field: numba fills no NamedTuple defaults
     wk = work(dev)
     A, Z, tmp, aoff, zoff = wk.A, wk.Z, wk.tmp, wk.aoff, wk.zoff
     L = dev.rows.shape[0]
