@@ -249,13 +249,18 @@ def printed_with_threads(script: str, threads=(1, 2)) -> list[list[str]]:
     return out
 
 
+def same_with_one_and_two_threads(imports: str, printed: str) -> list[str]:
+    """Run ``imports`` then ``print(<printed>)`` with 1 and with 2 numba threads (subprocesses);
+    assert that each ran with its thread count and that both printed the same words; return them."""
+    one, two = printed_with_threads(f"import sys, numba; sys.path.insert(0, {str(ROOT)!r}); {imports}; "
+                                    f"print(numba.get_num_threads(), {printed})")
+    assert one[0] == "1" and two[0] == "2"
+    assert one[1:] == two[1:]
+    return one[1:]
+
+
 def test_one_and_two_threads_bit_identical():
-    script = ("import sys, numba; sys.path.insert(0, {root!r}); "
-              "from tests.training.test_schemes import _iris_run, digest; "
-              "print(numba.get_num_threads(), digest(*_iris_run([2])))").format(root=str(ROOT))
-    out = printed_with_threads(script)
-    assert out[0][0] == "1" and out[1][0] == "2"
-    assert out[0][1] == out[1][1]
+    same_with_one_and_two_threads("from tests.training.test_schemes import _iris_run, digest", "digest(*_iris_run([2]))")
 
 
 # ------------------------------------------------------------------------------------------ carry
@@ -329,18 +334,13 @@ _CARRY = ("train.scheme=carry", "train.carry_every=3", "dataset.max_train=24")
 def test_carry_one_and_two_threads_bit_identical():
     """Carry on 24 iris samples, backprop and progressive order: the full conductances of all four
     planes, counters and ledgers hash the same under 1 and 2 numba threads."""
-    script = ("import sys, numba; sys.path.insert(0, {root!r}); "
-              "from tests.training.test_schemes import _iris_run, digest, _CARRY; "
-              "from pipeline.training import loop; "
-              "runs = [_iris_run([1], extra=_CARRY, algorithm=a) for a in ('backprop', 'progressive')]; "
-              "print(numba.get_num_threads(), *(digest(s, l) for s, l in runs), "
-              "*(int(l[:, loop.L_TRANSFERS].sum()) for s, l in runs), *(s.g.shape[0] for s, l in runs))"
-              ).format(root=str(ROOT))
-    out = printed_with_threads(script)
-    assert out[0][0] == "1" and out[1][0] == "2"
-    assert out[0][1:] == out[1][1:]
-    assert out[0][3:] == ["8", "8", "4", "4"]  # 24 samples, a transfer every 3; two pairs per weight
-    assert out[0][1] != out[0][2]  # the two orders write differently: the hash sees the conductances
+    words = same_with_one_and_two_threads(
+        "from tests.training.test_schemes import _iris_run, digest, _CARRY; from pipeline.training import loop; "
+        "runs = [_iris_run([1], extra=_CARRY, algorithm=a) for a in ('backprop', 'progressive')]",
+        "*(digest(s, l) for s, l in runs), *(int(l[:, loop.L_TRANSFERS].sum()) for s, l in runs), "
+        "*(s.g.shape[0] for s, l in runs)")
+    assert words[2:] == ["8", "8", "4", "4"]  # 24 samples, a transfer every 3; two pairs per weight
+    assert words[0] != words[1]  # the two orders write differently: the hash sees the conductances
 
 
 # ---------------------------------------------------------------------------------------- refresh

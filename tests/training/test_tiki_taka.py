@@ -7,8 +7,6 @@ checkpoint and 1 vs 2 numba threads."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -20,10 +18,9 @@ from pipeline.crossbar import schemes as KS
 from pipeline.devices import law
 from pipeline.errors import InputError
 from pipeline.training import loop, run, schemes
-from tests.training.test_schemes import _iris_run, digest, printed_with_threads
+from tests.training.test_schemes import _iris_run, digest, same_with_one_and_two_threads
 from tests.training.test_training_algebra import IDEAL, make_net
 
-ROOT = Path(__file__).resolve().parents[2]
 TILE4 = ((0.5, -0.5, 1.0, -1.0), (0.0,) * 4, (0, 1))
 
 
@@ -320,12 +317,7 @@ def test_resume_through_checkpoint_is_bit_identical():
 
 
 def test_one_and_two_threads_bit_identical():
-    script = ("import sys, hashlib, numba; sys.path.insert(0, {root!r}); "
-              "from tests.training.test_schemes import _iris_run, digest; "
-              "from tests.training.test_tiki_taka import _TT; "
-              "s, l = _iris_run([2], extra=_TT); "
-              "print(numba.get_num_threads(), digest(s, l), hashlib.sha256(s.chop.tobytes()).hexdigest())"
-              ).format(root=str(ROOT))
-    out = printed_with_threads(script)
-    assert out[0][0] == "1" and out[1][0] == "2"
-    assert out[0][1:] == out[1][1:]
+    same_with_one_and_two_threads(
+        "import hashlib; from tests.training.test_schemes import _iris_run, digest; "
+        "from tests.training.test_tiki_taka import _TT; s, l = _iris_run([2], extra=_TT)",
+        "digest(s, l), hashlib.sha256(s.chop.tobytes()).hexdigest()")
