@@ -176,6 +176,20 @@ class Train:
                                 "flips after its read (aihwkit in_chop_prob)")
     tt_max_steps: int = _f(1, lo=1, doc="ttv2/c-ttv2: most pulses per weight and transfer (aihwkit "
                            "transfer_update.desired_bl)")
+    tt_transfer_columns: bool = _f(True, doc="tiki-taka: read columns of A (one-hot forward reads) into C's "
+                                   "columns (true) or rows (one-hot transposed reads) into C's rows (false) "
+                                   "(aihwkit transfer_columns)")
+    tt_random_selection: bool = _f(False, doc="tiki-taka: the first line a transfer reads is drawn uniformly per "
+                                   "layer and event (true) instead of in turn (aihwkit random_selection)")
+    tt_in_chop_random: bool = _f(True, doc="c-ttv2: a read line's chopper flips with probability in_chop_prob "
+                                 "(true) or regularly, every max(ceil(1/in_chop_prob), 2) sweeps (false) "
+                                 "(aihwkit in_chop_random)")
+    tt_out_chop_prob: float = _f(0.0, lo=0.0, hi=1.0, doc="c-ttv2: a chopper sign per line of the other axis "
+                                 "(output rows when columns are read), flipped with this probability after each "
+                                 "full sweep of the read lines (aihwkit out_chop_prob; 0: no out-choppers)")
+    tt_with_reset_prob: float = _f(0.0, lo=0.0, hi=1.0, doc="ttv1: probability that a line of A, once read and "
+                                   "transferred, is programmed back to zero by write-verify (train.carry_rounds "
+                                   "rounds) (aihwkit with_reset_prob)")
 
 
 @dataclass(frozen=True)

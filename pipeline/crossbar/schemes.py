@@ -20,11 +20,12 @@ and the LSB is programmed back to the residual (analog storage only, no digital 
 ``TransferCompound``, ``BufferedTransferCompound``, ``ChoppedTransferCompound``): the same four
 planes, W = γ·A + C with A = (G0 − G1)/g_scale (less its zero-shift offset) the fast pair that
 training pulses and C = (G2 − G3)/g_scale the slow pair; every ``tt_transfer_every`` samples
-``tt_n_reads_per_transfer`` columns of every layer's A are read (one-hot reads, in turn, wrapping
-around) and moved towards C: TTv1 writes transfer_lr·A into C as pulses; TTv2 adds transfer_lr·A
-into a digital buffer H per weight and writes a pulse to C when |H| reaches thres_scale × C's
-step; c-TTv2 also flips a chopper sign per input column, applied to A's update and undone on the
-read into H.
+``tt_n_reads_per_transfer`` columns (or, ``tt_transfer_columns`` false, rows) of every layer's A
+are read (one-hot reads, in turn wrapping around, or from a random first line) and moved towards
+C: TTv1 writes transfer_lr·A into C as pulses (optionally resetting the read line of A); TTv2 adds
+transfer_lr·A into a digital buffer H per weight and writes a pulse to C when |H| reaches
+thres_scale × C's step; c-TTv2 also flips a chopper sign per read line (and optionally per line
+of the other axis), applied to A's update and undone on the read into H.
 
 ``zero_shift_calibrate`` — zero-shift: pulse every device of the written pair alternately up and
 down (its symmetry point is where an up and a down step are equal) and read the pair back there:
@@ -340,7 +341,10 @@ TT_V1, TT_V2, TT_C2 = 0, 1, 2  # loop.Config.tt_algorithm (training.schemes.TT_A
 STREAM_TT_READ = 400  # read noise of the transfer reads of A
 STREAM_TT_ROUND = 401  # TTv1: stochastic rounding of the transfer writes into C
 STREAM_TT_PULSE = 402  # pulse keys of the transfer writes into C
-STREAM_TT_CHOP = 403  # c-TTv2: chopper flips
+STREAM_TT_CHOP = 403  # c-TTv2: in-chopper flips (random)
+STREAM_TT_OUT_CHOP = 404  # c-TTv2: out-chopper flips
+STREAM_TT_SELECT = 405  # random selection of the first line a transfer reads
+STREAM_TT_RESET = 406  # TTv1 with_reset_prob: the draw of a reset; + 1 + verify round: its pulse keys
 FAST = (0, 1)  # Tiki-Taka tile: planes of the fast pair A (pulsed by training)
 SLOW = (2, 3)  # planes of the slow pair C (written by transfers only)
 
@@ -348,18 +352,31 @@ SLOW = (2, 3)  # planes of the slow pair C (written by transfers only)
 @njit(cache=True)
 def tt_write_fast(g, dev, ph, layer, d, a, lr, chop, chopped, seed, step, cnt_up, cnt_dn, t=None):
     """Training update of the fast pair A of ``layer``: ΔA = −lr·d·aᵀ (``dev.write`` is A, the
-    array's update path: encoding, routing, law); c-TTv2 (``chopped``) writes ΔA_ij·c_j with the
-    chopper sign c_j of input column j (``chop``: every layer's columns, layer by layer)."""
+    array's update path: encoding, routing, law); c-TTv2 (``chopped``) writes ΔA_ij·r_i·c_j with
+    the chopper sign c_j of input column j and r_i of output row i (``chop``: every layer's
+    column signs, layer by layer, then — when it holds Σ rows more — every layer's row signs;
+    without row signs r_i = 1)."""
     if not chopped:
         return update_layer_serial(g, dev, ph, layer, d, a, lr, seed, step, cnt_up, cnt_dn, t)
     c = dev.cols[layer]
     co = 0
-    for l in range(layer):
-        co += dev.cols[l]
+    ro = 0
+    nc = 0
+    for l in range(dev.cols.shape[0]):
+        if l < layer:
+            co += dev.cols[l]
+            ro += dev.rows[l]
+        nc += dev.cols[l]
     ac = np.empty(c)
     for j in range(c):
         ac[j] = a[j] * chop[co + j]
-    return update_layer_serial(g, dev, ph, layer, d, ac, lr, seed, step, cnt_up, cnt_dn, t)
+    if chop.shape[0] == nc:
+        return update_layer_serial(g, dev, ph, layer, d, ac, lr, seed, step, cnt_up, cnt_dn, t)
+    r = dev.rows[layer]
+    dc = np.empty(r)
+    for i in range(r):
+        dc[i] = d[i] * chop[nc + ro + i]
+    return update_layer_serial(g, dev, ph, layer, dc, ac, lr, seed, step, cnt_up, cnt_dn, t)
 
 
 @njit(cache=True, inline="always")
@@ -372,18 +389,53 @@ def _fast_read(g, dev, ph, idx):
 
 
 @njit(cache=True)
+def _reset_fast(g, dev, ph, idx, rounds, seed, step, pot, cnt_up, cnt_dn, tc):
+    """TTv1 ``with_reset_prob``: program A of cross-point ``idx`` back to its zero by write-verify
+    (a noise-free verify read, then the nearest count of nominal steps towards zero through the
+    device law, up to ``rounds`` rounds, stopping below half a step). Returns (up, down, reads)."""
+    half = 0.5 * min(ph.dw_pot, ph.dw_dep)
+    up = 0
+    dn = 0
+    reads = 0
+    for r in range(rounds):
+        a = _fast_read(g, dev, ph, idx)
+        reads += 1
+        if abs(a) < half:
+            break
+        u, d = _pulse_pair(g, dev, ph, idx, -a, 1.0, FAST[0], FAST[1], key3(seed, STREAM_TT_RESET + 1 + r, step),
+                           pot, cnt_up, cnt_dn)
+        up += u
+        dn += d
+    sync_term(g, dev, ph, tc, idx)
+    return up, dn, reads
+
+
+@njit(cache=True)
 def tt_transfer(g, dev, ph, H, chop, alg, n_reads, lrs, transfer_lr, thres_scale, momentum, forget, chop_prob,
-                max_steps, event, seed, step, cnt_up, cnt_dn, t=None):
+                max_steps, event, seed, step, cnt_up, cnt_dn, t=None, columns=True, random_sel=False,
+                in_chop_random=True, out_chop_prob=0.0, reset_prob=0.0, reset_rounds=1):
     """Transfer event number ``event`` (0-based) of the whole network (see module docstring).
 
-    For every layer l, ``n_reads`` columns j = (event·n_reads + k) mod cols_l are read from A
-    (one-hot read of the A array: read noise, clipping, ADC of the periphery); v_i = A_ij (read).
-    TTv1: C_ij += lrs[l]·transfer_lr·v_i as pulses (the array's encoding; cap n_max).
-    TTv2 / c-TTv2: H_ij += lrs[l]·transfer_lr·v_i·c_j (c_j the chopper sign, 1 for TTv2);
+    For every layer l, ``n_reads`` lines of A are read: input columns j (``columns``; one-hot
+    forward reads) or output rows i (not ``columns``; one-hot transposed reads), lines
+    (s + k) mod lines_l for k < n_reads, from s = event·n_reads (in turn) or, ``random_sel``,
+    from s drawn uniformly per layer and event (aihwkit random_selection); each read goes
+    through the periphery (read noise, clipping, ADC); v = A_ij (read) for every cross-point of
+    the line, and the line's C_ij (C's row i for a row read) receives:
+    TTv1: C_ij += lrs[l]·transfer_lr·v as pulses (the array's encoding; cap n_max); then, with
+    probability ``reset_prob`` per line read, the line of A is programmed back to zero
+    (:func:`_reset_fast`, ``reset_rounds`` write-verify rounds; aihwkit with_reset_prob).
+    TTv2 / c-TTv2: H_ij += lrs[l]·transfer_lr·v·c_j·r_i (c-TTv2: the chopper signs of column j
+    and row i, ``chop`` laid out as in :func:`tt_write_fast`; 1 for TTv2);
     n = trunc(H_ij / (thres_scale·ε)) clamped to ±max_steps (ε: C's nominal step of the polarity
     the routing uses); when n ≠ 0, |n| pulses go to C and H_ij becomes momentum·H_ij
-    (``forget``) or H_ij − (1 − momentum)·n·thres_scale·ε. c-TTv2: after its read, column j's
-    chopper flips with probability ``chop_prob``.
+    (``forget``) or H_ij − (1 − momentum)·n·thres_scale·ε. c-TTv2, after a line's read: its
+    in-chopper (the read line's sign) flips with probability ``chop_prob`` (``in_chop_random``)
+    or, regularly (not ``in_chop_random``), when ⌊t / lines⌋ mod p = p − 1 with t = event·n_reads
+    + read index the layer's read count and p = max(⌈1/chop_prob⌉, 2) (aihwkit's full-sweep
+    counter: a line read in turn flips every p-th read of it); after the read of the last line
+    every out-chopper (the signs of the other axis) flips with probability ``out_chop_prob``
+    (aihwkit out_chop_prob).
     Returns (pulses up, pulses down, cross-point reads). ``t``: the cached read terms, kept in step."""
     tc = cache_or_none(t)
     pot = potentiate_route(ph, step)
@@ -391,24 +443,43 @@ def tt_transfer(g, dev, ph, H, chop, alg, n_reads, lrs, transfer_lr, thres_scale
     kq = key3(seed, STREAM_TT_ROUND, step)
     kp = key3(seed, STREAM_TT_PULSE, step)
     kc = key3(seed, STREAM_TT_CHOP, step)
+    ko = key3(seed, STREAM_TT_OUT_CHOP, step)
+    ks = key3(seed, STREAM_TT_SELECT, step)
+    kz = key3(seed, STREAM_TT_RESET, step)
     gran = ph.dw_pot if pot else ph.dw_dep
     thr = thres_scale * gran
     sub = 1.0 - min(max(momentum, 0.0), 1.0)
     sig = np.sqrt(2.0)  # one-hot read of a pair: √P·‖x‖ with P = 2 devices, ‖x‖ = 1
     N = g.shape[1]
+    L = dev.rows.shape[0]
+    nc = 0
+    for l in range(L):
+        nc += dev.cols[l]
+    chopped = alg == TT_C2
+    rowsigns = chopped and chop.shape[0] > nc  # the row signs follow the column signs in ``chop``
+    if chopped and (not columns or out_chop_prob > 0.0) and not rowsigns:
+        raise ValueError("c-TTv2 row transfers or out-choppers without the row signs (chop: Σ cols + Σ rows)")
+    regular = max(int(np.ceil(1.0 / chop_prob)), 2) if chop_prob > 0.0 else 0
     up = 0
     dn = 0
     reads = 0
     co = 0
-    L = dev.rows.shape[0]
+    ro = 0
     for l in range(L):
         o, r, c = dev.off[l], dev.rows[l], dev.cols[l]
+        lines = c if columns else r
+        other = r if columns else c
         lt = lrs[l] * transfer_lr
+        s0 = event * n_reads
+        if random_sel:
+            s0 = min(int(uniform(subkey(ks, l), 0) * lines), lines - 1)
         for k in range(n_reads):
-            j = (event * n_reads + k) % c
-            sgn = chop[co + j] if alg == TT_C2 else 1.0
-            for i in range(r):
-                idx = o + i * c + j
+            j = (s0 + k) % lines
+            ci = co + j if columns else nc + ro + j  # the read line's sign in ``chop``
+            sgn_in = chop[ci] if chopped else 1.0
+            for m in range(other):
+                i, jc = (m, j) if columns else (j, m)
+                idx = o + i * c + jc
                 v = _read_out(_fast_read(g, dev, ph, idx), ph, sig, subkey(kr, idx), k, True)
                 reads += 1
                 if alg == TT_V1:
@@ -419,6 +490,9 @@ def tt_transfer(g, dev, ph, H, chop, alg, n_reads, lrs, transfer_lr, thres_scale
                     u, dd = _pulse_n(g, dev, ph, idx, n, dw > 0.0, SLOW[0], SLOW[1], kp, pot, cnt_up, cnt_dn)
                     sync_term(g, dev, ph, tc, idx)
                 else:
+                    sgn = sgn_in
+                    if rowsigns:
+                        sgn *= chop[nc + ro + m] if columns else chop[co + m]
                     h = H[idx] + lt * v * sgn
                     q = h / thr
                     n = 0
@@ -438,7 +512,25 @@ def tt_transfer(g, dev, ph, H, chop, alg, n_reads, lrs, transfer_lr, thres_scale
                     H[idx] = h
                 up += u
                 dn += dd
-            if alg == TT_C2 and chop_prob > 0.0 and uniform(subkey(kc, co + j), k) < chop_prob:
-                chop[co + j] = -chop[co + j]
+            if alg == TT_V1 and reset_prob > 0.0 and uniform(subkey(kz, o + j), k) < reset_prob:
+                for m in range(other):
+                    i, jc = (m, j) if columns else (j, m)
+                    u, dd, nr = _reset_fast(g, dev, ph, o + i * c + jc, reset_rounds, seed, step, pot, cnt_up,
+                                            cnt_dn, tc)
+                    up += u
+                    dn += dd
+                    reads += nr
+            if chopped and chop_prob > 0.0:
+                if in_chop_random:
+                    if uniform(subkey(kc, ci), k) < chop_prob:
+                        chop[ci] = -chop[ci]
+                elif ((event * n_reads + k) // lines) % regular == regular - 1:
+                    chop[ci] = -chop[ci]
+            if rowsigns and out_chop_prob > 0.0 and j == lines - 1:
+                for m in range(other):
+                    oi = nc + ro + m if columns else co + m
+                    if uniform(subkey(ko, oi), k) < out_chop_prob:
+                        chop[oi] = -chop[oi]
         co += c
+        ro += r
     return up, dn, reads

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import config
+from ..training import schemes as _schemes
 from ..devices import transforms
 from ..devices.transforms import transform_spec
 from ..errors import InputError
@@ -29,15 +30,14 @@ FORBIDDEN = {"train.algorithms": "use the sweep's 'algorithms'", "train.seeds": 
 DEFAULT_DEVICE = Path("results/device/device.yaml")
 # train keys a float algorithm never reads (pipeline.training.run.setup builds the carry pair, the
 # tiki-taka pairs and the zero shift for hardware algorithms only; the loop's writes, transfers and
-# refreshes branch on is_float): the update scheme and its settings. Everything else stays in a float
-# run's identity: the rates, epochs, seed, network, dataset, and every key that changes the array
-# draw or its initial programming (array.*, device.*, base.seed), since float runs start from the
-# weights read back from that draw. A key missing here only costs a repeated run, never a wrong one.
-FLOAT_IGNORES = ("train.scheme", "train.mp_subtract", "train.carry_every", "train.carry_gamma", "train.carry_rounds",
-                 "train.refresh_margin", "train.zero_shift", "train.zero_shift_cycles", "train.tt_zero_shift",
-                 "train.tt_algorithm", "train.tt_gamma", "train.tt_transfer_every", "train.tt_n_reads_per_transfer",
-                 "train.tt_transfer_lr", "train.tt_fast_lr", "train.tt_thres_scale", "train.tt_momentum",
-                 "train.tt_forget_buffer", "train.tt_in_chop_prob", "train.tt_max_steps")
+# refreshes branch on is_float): the update scheme, every key of every scheme in the registry
+# (training.schemes.REGISTRY[*].params, so a new scheme key cannot be forgotten) and the options of
+# any scheme (SCHEME_INDEPENDENT). Everything else stays in a float run's identity: the rates,
+# epochs, seed, network, dataset, and every key that changes the array draw or its initial
+# programming (array.*, device.*, base.seed), since float runs start from the weights read back from
+# that draw. A key missing here only costs a repeated run, never a wrong one.
+SCHEME_INDEPENDENT = ("train.scheme", "train.refresh_margin", "train.zero_shift", "train.zero_shift_cycles")
+FLOAT_IGNORES = SCHEME_INDEPENDENT + tuple(dict.fromkeys(f"train.{k}" for s in _schemes.REGISTRY for k in s.params))
 
 
 # ------------------------------------------------------------------------------------ the spec

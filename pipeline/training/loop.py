@@ -85,6 +85,11 @@ class Config(NamedTuple):
     tt_forget_buffer: bool = True  # TTv2: H ← momentum·H after a pulse (else H −= (1 − momentum)·pulses)
     tt_in_chop_prob: float = 0.0  # c-TTv2: chopper flip probability per column read
     tt_max_steps: int = 1  # TTv2: most pulses per weight and transfer
+    tt_transfer_columns: bool = True  # tiki-taka: read columns of A (else rows, transposed reads)
+    tt_random_selection: bool = False  # tiki-taka: first line read drawn at random per layer and event
+    tt_in_chop_random: bool = True  # c-TTv2: in-choppers flip at random (else regularly)
+    tt_out_chop_prob: float = 0.0  # c-TTv2: out-chopper flip probability per full sweep (0: no out-choppers)
+    tt_with_reset_prob: float = 0.0  # TTv1: probability of resetting a read line of A (write-verify, carry_rounds)
 
 
 # The jitted functions take their arguments in three small groups (numba accepts NamedTuples), so
@@ -282,6 +287,16 @@ def hidden_error(s, st, wk, flt, l, step, nread, noisy, mode):
 
 
 @njit(cache=True)
+def tt_chop_size(dev, cfg):
+    """The chopper signs c-TTv2 needs (State.chop): one per input column of every layer, and one
+    per output row of every layer after them when rows are read or out-choppers are on."""
+    n = dev.cols.sum()
+    if not cfg.tt_transfer_columns or cfg.tt_out_chop_prob > 0.0:
+        n += dev.rows.sum()
+    return n
+
+
+@njit(cache=True)
 def write_layer(s, st, wk, flt, l, step):
     """Write ΔW_l = −η_l δ_l ã_lᵀ into layer ``l`` (float weights, or through the devices by the
     update scheme ``s.cfg.scheme``)."""
@@ -300,7 +315,8 @@ def write_layer(s, st, wk, flt, l, step):
         st.ledger[L_VERIFY_READS] += nv
     elif s.cfg.scheme == schemes.TIKI_TAKA:
         chopped = s.cfg.tt_algorithm == KS.TT_C2
-        if chopped and st.chop.shape[0] != dev.cols.sum():
+        if chopped and st.chop.shape[0] != tt_chop_size(dev, s.cfg) and st.chop.shape[0] != dev.cols.sum() + \
+                dev.rows.sum():
             raise ValueError("c-TTv2 update without its chopper signs (State.chop)")
         up, dn = KS.tt_write_fast(st.g, dev, s.ph, l, d, a, s.lrs[l] * s.cfg.tt_fast_lr, st.chop, chopped, s.cfg.seed,
                                   step, st.cnt_up, st.cnt_dn, st.t)
@@ -432,7 +448,9 @@ def run_epoch(g, W, dev, ph, cfg, lrs, X, T, order, step0, every, cnt_up, cnt_dn
                                             cfg.tt_transfer_lr, cfg.tt_thres_scale, cfg.tt_momentum,
                                             cfg.tt_forget_buffer, cfg.tt_in_chop_prob, cfg.tt_max_steps,
                                             (step + 1) // cfg.tt_transfer_every - 1, cfg.seed, step, cnt_up, cnt_dn,
-                                            tc)
+                                            tc, cfg.tt_transfer_columns, cfg.tt_random_selection,
+                                            cfg.tt_in_chop_random, cfg.tt_out_chop_prob, cfg.tt_with_reset_prob,
+                                            cfg.carry_rounds)
                 _count(ledger, up, dn, nv, L_TRANSFERS, 1)
             if cfg.refresh_margin > 0.0:
                 up, dn, nv, nr = KS.refresh(g, dev, ph, cfg.refresh_margin, cfg.carry_rounds, cfg.seed, step, cnt_up,
@@ -509,7 +527,7 @@ def probe(g, W, dev, ph, cfg, lrs, Xp, Tp, step0, ideal, insitu, chi=None, chop=
     else:
         ch = chi
     if chop is None:  # c-TTv2 probed without its choppers: every sign +1
-        cp = np.ones(dev.cols.sum()) if cfg.scheme == schemes.TIKI_TAKA and cfg.tt_algorithm == KS.TT_C2 \
+        cp = np.ones(tt_chop_size(dev, cfg)) if cfg.scheme == schemes.TIKI_TAKA and cfg.tt_algorithm == KS.TT_C2 \
             else np.zeros(0)
     else:
         cp = chop

@@ -57,9 +57,12 @@ class State:
     """The training state, updated in place by the kernels: conductances ``g``, float weights
     ``W`` (same flat layout), the per-device pulse counters and the update scheme's digital state:
     ``chi`` (N,) (the mixed-precision accumulator, or tiki-taka's buffer H; zero and untouched for
-    the other schemes) and ``chop`` (Σ cols,) (c-TTv2's chopper sign of every input column, ±1,
-    all +1 at the start; untouched by the other schemes). Tiki-taka's transfer counter is the
-    global sample count (the epoch in the checkpoint): the column a transfer reads follows from it."""
+    the other schemes) and ``chop`` (Σ cols + Σ rows,) (c-TTv2's chopper sign of every input
+    column, then of every output row, of every layer, ±1, all +1 at the start; the row signs are
+    used by row transfers and out-choppers only; untouched by the other schemes). Tiki-taka's
+    transfer counter is the global sample count (the epoch in the checkpoint): the line a
+    transfer reads (in turn, or drawn from the counter-based generator keyed on the step)
+    follows from it."""
 
     g: np.ndarray
     W: np.ndarray
@@ -78,7 +81,7 @@ class State:
     def initial(cls, net: arr.Crossbars) -> "State":
         g = net.g0.copy()
         return cls(g, net.weights0().copy(), np.zeros(g.shape, np.int64), np.zeros(g.shape, np.int64),
-                   np.zeros(g.shape[1]), np.ones(int(net.dev.cols.sum())))
+                   np.zeros(g.shape[1]), np.ones(int(net.dev.cols.sum() + net.dev.rows.sum())))
 
 
 @dataclass
@@ -115,8 +118,8 @@ def make_config(p, algorithm: str, seed: int) -> loop.Config:
         raise InputError("train.scheme", f"{algorithm} fixes its own write encoding and runs only with the direct "
                          f"scheme, got {t.scheme!r}")
     if t.scheme == "tiki-taka" and t.tt_algorithm == "c-ttv2" and t.tt_gamma != 0.0:
-        raise InputError("train.tt_gamma", f"got {t.tt_gamma}, but c-ttv2 holds A chopped (its sign flips per "
-                         "column), so A cannot be part of the forward weight; expected 0")
+        raise InputError("train.tt_gamma", f"got {t.tt_gamma}, but c-ttv2 holds A chopped and this tile reads A "
+                         "and C in one summed read, so A cannot be de-chopped in the forward weight; expected 0")
     return loop.Config(algorithm=algorithms.CODES[algorithm], hidden=loop.ACTIVATION_CODES[n.activation],
                        output=loop.ACTIVATION_CODES[n.output], loss=0 if n.loss == "mse" else 1,
                        derivative=0 if n.derivative == "exact" else 1, seed=int(seed),
@@ -129,7 +132,9 @@ def make_config(p, algorithm: str, seed: int) -> loop.Config:
                        tt_transfer_lr=float(t.tt_transfer_lr), tt_fast_lr=float(t.tt_fast_lr),
                        tt_thres_scale=float(t.tt_thres_scale), tt_momentum=float(t.tt_momentum),
                        tt_forget_buffer=bool(t.tt_forget_buffer), tt_in_chop_prob=float(t.tt_in_chop_prob),
-                       tt_max_steps=int(t.tt_max_steps))
+                       tt_max_steps=int(t.tt_max_steps), tt_transfer_columns=bool(t.tt_transfer_columns),
+                       tt_random_selection=bool(t.tt_random_selection), tt_in_chop_random=bool(t.tt_in_chop_random),
+                       tt_out_chop_prob=float(t.tt_out_chop_prob), tt_with_reset_prob=float(t.tt_with_reset_prob))
 
 
 def setup(p, algorithm: str, seed: int, net: arr.Crossbars, data: datasets.Split | None = None) -> Setup:

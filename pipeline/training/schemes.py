@@ -51,12 +51,15 @@ REGISTRY: tuple[Scheme, ...] = (
     Scheme("tiki-taka", 3,
            "four devices per weight, forward weight γ·A + C: training pulses the fast pair A (zero at its "
            "symmetry point with train.zero_shift); every tt_transfer_every samples columns of A are read and "
-           "moved into the slow pair C: TTv1 as pulses at once, TTv2 through a digital buffer H per weight "
-           "that pulses C when it crosses a threshold, c-TTv2 also with a chopper sign per input column "
+           "moved into the slow pair C (or rows, tt_transfer_columns false; in turn or from a random line): "
+           "TTv1 as pulses at once (optionally resetting the read line of A), TTv2 through a digital buffer H "
+           "per weight that pulses C when it crosses a threshold, c-TTv2 also with a chopper sign per read "
+           "line (and per line of the other axis with tt_out_chop_prob) "
            "(Gokmen & Haensch 2020; Gokmen 2021; aihwkit TransferCompound)",
            2.0, 4, ("tt_zero_shift", "tt_algorithm", "tt_gamma", "tt_transfer_every", "tt_n_reads_per_transfer", "tt_transfer_lr",
                     "tt_fast_lr", "tt_thres_scale", "tt_momentum", "tt_forget_buffer", "tt_in_chop_prob",
-                    "tt_max_steps"), "D", "#9467bd"),
+                    "tt_max_steps", "tt_transfer_columns", "tt_random_selection", "tt_in_chop_random",
+                    "tt_out_chop_prob", "tt_with_reset_prob"), "D", "#9467bd"),
 )
 
 NAMES: tuple[str, ...] = tuple(s.name for s in REGISTRY)
@@ -71,8 +74,10 @@ TIKI_TAKA = CODES["tiki-taka"]
 def digital_per_weight(name: str, train=None, sizes=None) -> float:
     """Digital values held per weight between samples by scheme ``name`` with the ``train``
     params (None: the registry's figure, for the scheme's default variant): tiki-taka holds
-    nothing for TTv1, its buffer H (1) for TTv2, H plus one chopper sign per input column of
-    every layer (Σ cols / weights) for c-TTv2; ``train.zero_shift`` (or, for tiki-taka,
+    nothing for TTv1, its buffer H (1) for TTv2, H plus one chopper sign per read line of every
+    layer (Σ cols / weights; Σ rows with ``tt_transfer_columns`` false) for c-TTv2, plus one per
+    line of the other axis with ``tt_out_chop_prob`` > 0 (Σ rows, or Σ cols, / weights: the
+    out-choppers); ``train.zero_shift`` (or, for tiki-taka,
     ``train.tt_zero_shift``) adds the zero offset of every weight (1). ``sizes``: the layer widths
     (needed for c-TTv2). The registry's figure is that of the defaults (tiki-taka: TTv2 with
     zero-shift, 2)."""
@@ -87,8 +92,12 @@ def digital_per_weight(name: str, train=None, sizes=None) -> float:
             if sizes is None:
                 raise ValueError("digital_per_weight: c-ttv2 needs the layer sizes")
             cols = [int(n) + 1 for n in sizes[:-1]]
-            n_w = sum(c * int(r) for c, r in zip(cols, sizes[1:]))
-            d += sum(cols) / n_w
+            rows = [int(n) for n in sizes[1:]]
+            n_w = sum(c * r for c, r in zip(cols, rows))
+            read, other = (cols, rows) if getattr(train, "tt_transfer_columns", True) else (rows, cols)
+            d += sum(read) / n_w
+            if float(getattr(train, "tt_out_chop_prob", 0.0)) > 0.0:
+                d += sum(other) / n_w
     if getattr(train, "zero_shift", False) or (s.code == TIKI_TAKA and getattr(train, "tt_zero_shift", True)):
         d += 1.0
     return float(d)
