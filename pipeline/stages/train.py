@@ -117,8 +117,9 @@ class Recorder:
     def write_scheme(self, p, su: training.Setup, state: training.State, flt: bool) -> None:
         """The update scheme (attrs) and its digital state after the last written epoch (device
         algorithms only): the mixed-precision accumulator χ or tiki-taka's buffer H (``chi_<l>``),
-        c-TTv2's chopper signs (``chop_<l>``, one per input column; ``chop_rows_<l>``, one per output
-        row, when rows are read or out-choppers are on) and the zero-shift offsets
+        c-TTv2's chopper signs (``chop_<l>``, one per input column, when columns are read or
+        out-choppers are on; ``chop_rows_<l>``, one per output row, when rows are read or
+        out-choppers are on) and the zero-shift offsets
         (``zero_<l>``)."""
         sc = su.scheme_entry
         dpw = 0.0 if flt else schemes.digital_per_weight(sc.name, p.train, su.net.sizes)
@@ -137,9 +138,10 @@ class Recorder:
                              attrs={"units": "1", "description": f"{what} of layer {l} after the last written "
                                     "epoch (weight units, not yet written to the devices)"})
             if tt and p.train.tt_algorithm == "c-ttv2":
-                self.s.array(f"chop_{l}", (f"col_{l}",), (c,), data=state.chop[co:co + c],
-                             attrs={"units": "1", "description": f"c-TTv2 chopper sign of each input column of "
-                                    f"layer {l} after the last written epoch"})
+                if p.train.tt_transfer_columns or p.train.tt_out_chop_prob > 0.0:
+                    self.s.array(f"chop_{l}", (f"col_{l}",), (c,), data=state.chop[co:co + c],
+                                 attrs={"units": "1", "description": f"c-TTv2 chopper sign of each input column of "
+                                        f"layer {l} after the last written epoch"})
                 if not p.train.tt_transfer_columns or p.train.tt_out_chop_prob > 0.0:
                     ro = int(dev.cols.sum() + dev.rows[:l].sum())
                     self.s.array(f"chop_rows_{l}", (f"row_{l}",), (r,), data=state.chop[ro:ro + r],

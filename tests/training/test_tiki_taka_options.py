@@ -324,3 +324,35 @@ def test_new_options_one_and_two_threads_bit_identical():
         "import hashlib; from tests.training.test_schemes import _iris_run, digest; "
         "from tests.training.test_tiki_taka_options import _TT_OPTS; s, l = _iris_run([2], extra=_TT_OPTS)",
         "digest(s, l), hashlib.sha256(s.chop.tobytes()).hexdigest()")
+
+
+def test_run_store_holds_the_out_chopper_signs(tmp_path):
+    """The train stage with c-TTv2 reading rows with out-choppers writes both sign vectors of every
+    layer (``chop_rows_<l>``: the in-choppers, ``chop_<l>``: the out-choppers) and the storage
+    figure that counts them."""
+    from conftest import ROOT, iris_yaml, run_cli
+    from pipeline import store
+
+    (tmp_path / "params.yaml").write_text(iris_yaml("""
+network: {hidden: [6]}
+dataset: {name: iris}
+train: {epochs: 1, lr: [0.3], scheme: tiki-taka, tt_algorithm: c-ttv2, tt_transfer_columns: false,
+        tt_out_chop_prob: 0.5, tt_in_chop_prob: 0.5, tt_zero_shift: false}
+record: {every: 50, probes: 0}
+"""))
+    dev = ROOT / "data" / "devices" / "ecram-softbounds.yaml"
+    code, out = run_cli(["array", "init", "--device", str(dev), "--params", str(tmp_path / "params.yaml"),
+                         "--out", str(tmp_path / "arrays.zarr")])
+    assert code == 0, out
+    code, out = run_cli(["train", "-a", "progressive", "--seed", "0", "--arrays", str(tmp_path / "arrays.zarr"),
+                         "--params", str(tmp_path / "params.yaml"), "--out", str(tmp_path / "run")])
+    assert code == 0, out
+    ds = store.open_dataset(tmp_path / "run" / "run.zarr")
+    rows, cols = (6, 3), (5, 7)  # iris 4-6-3
+    for l in range(2):
+        assert ds[f"chop_rows_{l}"].shape == (rows[l],) and ds[f"chop_{l}"].shape == (cols[l],)
+        assert set(np.unique(ds[f"chop_rows_{l}"].values)) <= {-1.0, 1.0}
+    assert (np.concatenate([ds[f"chop_rows_{l}"].values for l in range(2)]) == -1).any()
+    assert (np.concatenate([ds[f"chop_{l}"].values for l in range(2)]) == -1).any()
+    W = 5 * 6 + 7 * 3
+    assert ds.attrs["scheme_digital_per_weight"] == pytest.approx(1.0 + (9 + 12) / W)
