@@ -254,7 +254,8 @@ def _reset_device(g, dev, ph, idx, q, target, rounds, seed, step, cnt_up, cnt_dn
 @njit(cache=True)
 def refresh(g, dev, ph, margin, rounds, seed, step, cnt_up, cnt_dn, t=None):
     """Refresh of the written pair (``dev.write``) of every cross-point with a device within
-    ``margin`` (fraction of its range) of a bound: read the pair's weight, bring both devices by
+    ``margin`` (fraction of its range) of a bound the policy writes towards (``potentiate``: G_max,
+    ``depress``: G_min, ``alternate``: either): read the pair's weight, bring both devices by
     pulses through the device law towards the reset target of the routing policy (G_min by
     depress pulses under ``potentiate``, G_max by potentiate pulses under ``depress``; under
     ``alternate`` the middle of the pair's common range ± half the pair's difference G₊ − G₋, so
@@ -282,7 +283,9 @@ def refresh(g, dev, ph, margin, rounds, seed, step, cnt_up, cnt_dn, t=None):
         for q in (p, m):
             lo, hi = dev.g_min[q, idx], dev.g_max[q, idx]
             x = (g[q, idx] - lo) / (hi - lo)
-            if x > 1.0 - margin or x < margin:
+            # only the bound the policy writes towards: potentiate pulses never near G_min (the
+            # reset target), depress pulses never G_max; alternate writes both ways
+            if (x > 1.0 - margin and ph.policy != POL_DEPRESS) or (x < margin and ph.policy != POL_POTENTIATE):
                 near = True
         if not near:
             continue

@@ -362,7 +362,9 @@ def test_refresh_resets_pairs_near_a_bound_by_counted_pulses_and_keeps_their_wei
     g[0, near] = (dev.g_max - 0.01 * rng_)[0, near] if top else (dev.g_min + 0.01 * rng_)[0, near]
     g0, w_before = g.copy(), _weights(g, dev, ph)
     cu, cd = np.zeros(g.shape, np.int64), np.zeros(g.shape, np.int64)
-    expect = (((g - dev.g_min) / rng_ > 0.95) | ((g - dev.g_min) / rng_ < 0.05)).any(axis=0)
+    x = (g - dev.g_min) / rng_
+    # the bound(s) the policy writes towards; potentiate's reset target G_min never triggers a refresh
+    expect = (((x > 0.95) & (policy != K.POL_DEPRESS)) | ((x < 0.05) & (policy != K.POL_POTENTIATE))).any(axis=0)
     assert expect[near].all() and not expect.all()
     assert KS.refresh(g, dev, ph, 0.0, 3, 1, 0, cu, cd) == (0, 0, 0, 0) and g.tobytes() == g0.tobytes()
     up, dn, nv, nr = KS.refresh(g, dev, ph, 0.05, 3, 1, 0, cu, cd)
@@ -385,6 +387,8 @@ def test_refresh_resets_pairs_near_a_bound_by_counted_pulses_and_keeps_their_wei
         off = np.abs(g[0] + g[1] - 2 * mid)[expect] / 4  # each device within a step, then one programmed
         assert ((g - dev.g_min) / rng_)[:, expect].max() < 0.95
     assert off.max() <= eps * (1 + 1e-9)  # the policy's reset target, within a nominal step
+    if policy != K.POL_ALTERNATE:  # a pair at its reset target is not refreshed again
+        assert KS.refresh(g, dev, ph, 0.05, 3, 1, 1, cu, cd)[3] == 0
 
 
 def test_refresh_on_nonlinear_noisy_devices_caps_pulses_and_never_moves_stuck_devices():
