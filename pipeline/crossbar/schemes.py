@@ -220,17 +220,52 @@ def carry_transfer(g, dev, ph, rounds, seed, step, cnt_up, cnt_dn, t=None):
 
 # ---------------------------------------------------------------------------------------- refresh
 
-STREAM_REFRESH = 300  # + verify round: pulse keys of the refresh writes
+STREAM_REFRESH = 300  # + verify round: pulse keys of the refresh writes (programming the weight back)
+STREAM_REFRESH_RESET = 1 << 40  # + reset round: pulse keys of the reset pulses (apart from every other stream)
+
+
+@njit(cache=True)
+def _reset_device(g, dev, ph, idx, q, target, rounds, seed, step, cnt_up, cnt_dn):
+    """Bring device ``q`` of cross-point ``idx`` towards the conductance ``target`` by pulses, as
+    a chip would (organic EC-RAM has no abrupt reset): each round reads the device (one verify
+    read), stops when it is within one nominal step of the polarity it needs (ph.dw_pot/dw_dep·
+    g_scale/|coef|, in S) of the target, else sends the nearest count of nominal steps to it,
+    capped at ``ph.n_max``, through the device law (c2c noise, bounds; counted). At most
+    ``rounds`` rounds, so at most rounds·n_max pulses. Returns (up, down, verify reads)."""
+    up = 0
+    dn = 0
+    reads = 0
+    g_per_w = ph.g_scale / abs(dev.coef[q])
+    for r in range(rounds):
+        dist = target - g[q, idx]
+        reads += 1
+        pol_up = dist > 0.0
+        eps = (ph.dw_pot if pol_up else ph.dw_dep) * g_per_w
+        if not abs(dist) > eps:
+            break
+        n = min(int(np.floor(abs(dist) / eps + 0.5)), ph.n_max)
+        # one device, one polarity: _pulse_n with p_plus = p_minus = q and the route that gives it
+        u, d = _pulse_n(g, dev, ph, idx, n, pol_up, q, q, key3(seed, STREAM_REFRESH_RESET + r, step), pol_up,
+                        cnt_up, cnt_dn)
+        up += u
+        dn += d
+    return up, dn, reads
 
 
 @njit(cache=True)
 def refresh(g, dev, ph, margin, rounds, seed, step, cnt_up, cnt_dn, t=None):
     """Refresh of the written pair (``dev.write``) of every cross-point with a device within
-    ``margin`` (fraction of its range) of a bound: read the pair's weight, reset both devices
-    (an ideal reset, counted: to G_min under the ``potentiate`` policy, to G_max under ``depress``,
-    to the middle of the pair's common range under ``alternate``) and program the weight back by
-    write-verify (up to ``rounds`` rounds, stopping below half a step). Returns (pulses up, pulses
-    down, verify reads of a pair, pairs refreshed). ``t``: the cached read terms, kept in step."""
+    ``margin`` (fraction of its range) of a bound the policy writes towards (``potentiate``: G_max,
+    ``depress``: G_min, ``alternate``: either): read the pair's weight, bring both devices by
+    pulses through the device law towards the reset target of the routing policy (G_min by
+    depress pulses under ``potentiate``, G_max by potentiate pulses under ``depress``; under
+    ``alternate`` the middle of the pair's common range ± half the pair's difference G₊ − G₋, so
+    the pair is centred there with its weight kept; :func:`_reset_device`: up to ``rounds``
+    read-and-pulse rounds of at most ``n_max`` pulses per device, stopping within a nominal step),
+    then program the weight back by write-verify (up to ``rounds`` rounds, stopping below half a
+    step). A pair with a stuck device is left alone. Returns (pulses up, pulses down, verify reads
+    — of a pair or, in the reset, of one device —, pairs refreshed). ``t``: the cached read terms,
+    kept in step."""
     N = g.shape[1]
     tc = cache_or_none(t)
     p, m = dev.write[0], dev.write[1]
@@ -249,25 +284,29 @@ def refresh(g, dev, ph, margin, rounds, seed, step, cnt_up, cnt_dn, t=None):
         for q in (p, m):
             lo, hi = dev.g_min[q, idx], dev.g_max[q, idx]
             x = (g[q, idx] - lo) / (hi - lo)
-            if x > 1.0 - margin or x < margin:
+            # only the bound the policy writes towards: potentiate pulses never near G_min (the
+            # reset target), depress pulses never G_max; alternate writes both ways
+            if (x > 1.0 - margin and ph.policy != POL_DEPRESS) or (x < margin and ph.policy != POL_POTENTIATE):
                 near = True
         if not near:
             continue
         w = _pair_weight(g, dev, ph, idx, p, m)
         reads += 1
         nref += 1
-        if ph.policy == POL_POTENTIATE:
-            g[p, idx] = dev.g_min[p, idx]
-            g[m, idx] = dev.g_min[m, idx]
-        elif ph.policy == POL_DEPRESS:
-            g[p, idx] = dev.g_max[p, idx]
-            g[m, idx] = dev.g_max[m, idx]
-        else:
-            lo = max(dev.g_min[p, idx], dev.g_min[m, idx])
-            hi = min(dev.g_max[p, idx], dev.g_max[m, idx])
-            mid = 0.5 * (lo + hi)
-            g[p, idx] = min(max(mid, dev.g_min[p, idx]), dev.g_max[p, idx])
-            g[m, idx] = min(max(mid, dev.g_min[m, idx]), dev.g_max[m, idx])
+        # alternate: the pair centred on the middle of its common range, its difference kept
+        half_d = 0.5 * (g[p, idx] - g[m, idx])
+        mid = 0.5 * (max(dev.g_min[p, idx], dev.g_min[m, idx]) + min(dev.g_max[p, idx], dev.g_max[m, idx]))
+        for q in (p, m):
+            if ph.policy == POL_POTENTIATE:
+                target = dev.g_min[q, idx]
+            elif ph.policy == POL_DEPRESS:
+                target = dev.g_max[q, idx]
+            else:
+                target = min(max(mid + half_d if q == p else mid - half_d, dev.g_min[q, idx]), dev.g_max[q, idx])
+            u, d, nv = _reset_device(g, dev, ph, idx, q, target, rounds, seed, step, cnt_up, cnt_dn)
+            up += u
+            dn += d
+            reads += nv
         for r in range(rounds):
             res = w - _pair_weight(g, dev, ph, idx, p, m)
             reads += 1

@@ -346,23 +346,79 @@ def test_carry_one_and_two_threads_bit_identical():
 # ---------------------------------------------------------------------------------------- refresh
 
 
-def test_refresh_resets_pairs_near_a_bound_and_keeps_their_weight():
+@pytest.mark.parametrize("policy", [K.POL_POTENTIATE, K.POL_DEPRESS, K.POL_ALTERNATE])
+def test_refresh_resets_pairs_near_a_bound_by_counted_pulses_and_keeps_their_weight(policy):
+    """Ideal (constant-step, noise-free) devices, no pulse cap: a pair with a device within the
+    margin of a bound is reset by pulses to the policy's target (one device of the pair ends
+    within a nominal step of it, the other where the weight is programmed back; alternate: the
+    pair centred on the middle of its common range), every pulse
+    counted; its weight is kept to the write-verify tolerance; other pairs are untouched."""
     net = make_net([3, 4, 2], spec=IDEAL)
-    dev, ph = net.dev, net.ph._replace(policy=K.POL_POTENTIATE)
+    dev, ph = net.dev, net.ph._replace(policy=policy)
     g = net.g0.copy()
+    rng_ = dev.g_max - dev.g_min
     near = np.arange(0, g.shape[1], 3)
-    g[0, near] = dev.g_max[0, near] - 0.01 * (dev.g_max[0, near] - dev.g_min[0, near])
-    w_before = _weights(g, dev, ph)
+    top = policy != K.POL_DEPRESS  # potentiate / alternate: pairs near the top; depress: near the bottom
+    g[0, near] = (dev.g_max - 0.01 * rng_)[0, near] if top else (dev.g_min + 0.01 * rng_)[0, near]
+    g0, w_before = g.copy(), _weights(g, dev, ph)
     cu, cd = np.zeros(g.shape, np.int64), np.zeros(g.shape, np.int64)
-    x = (g - dev.g_min) / (dev.g_max - dev.g_min)
-    expect = ((x > 0.95) | (x < 0.05)).any(axis=0)
-    assert expect[near].all()
+    x = (g - dev.g_min) / rng_
+    # the bound(s) the policy writes towards; potentiate's reset target G_min never triggers a refresh
+    expect = (((x > 0.95) & (policy != K.POL_DEPRESS)) | ((x < 0.05) & (policy != K.POL_POTENTIATE))).any(axis=0)
+    assert expect[near].all() and not expect.all()
+    assert KS.refresh(g, dev, ph, 0.0, 3, 1, 0, cu, cd) == (0, 0, 0, 0) and g.tobytes() == g0.tobytes()
     up, dn, nv, nr = KS.refresh(g, dev, ph, 0.05, 3, 1, 0, cu, cd)
-    assert nr == expect.sum() and up == cu.sum() > 0 and dn == 0 and nv >= 2 * nr
+    assert nr == expect.sum() and up == cu.sum() and dn == cd.sum() and up + dn > 0
+    assert nv >= 4 * nr  # a read of the pair, a read of each device, a verify read
+    assert (cu + cd)[:, ~expect].sum() == 0 and g[:, ~expect].tobytes() == g0[:, ~expect].tobytes()
     assert np.abs(_weights(g, dev, ph) - w_before).max() <= 0.5 * ph.dw_pot * (1 + 1e-9)
-    x = (g - dev.g_min) / (dev.g_max - dev.g_min)
-    assert x[:, expect].min(axis=0).max() < 1e-12  # potentiate policy: each refreshed pair restarts at G_min
-    assert KS.refresh(g, dev, ph, 0.0, 3, 1, 0, cu, cd) == (0, 0, 0, 0)
+    assert ((g >= dev.g_min) & (g <= dev.g_max)).all()
+    eps = ph.dw_pot * ph.g_scale  # one nominal step in S
+    if policy == K.POL_POTENTIATE:
+        assert cd[:, expect].min() > 0  # both devices reset by depress pulses
+        off = (g - dev.g_min)[:, expect].min(axis=0)
+        assert ((g - dev.g_min) / rng_)[:, expect].max() < 0.95  # the device near the top has left it
+    elif policy == K.POL_DEPRESS:
+        assert cu[:, expect].min() > 0
+        off = (dev.g_max - g)[:, expect].min(axis=0)
+        assert ((g - dev.g_min) / rng_)[:, expect].min() > 0.05
+    else:
+        mid = 0.5 * (dev.g_min.max(axis=0) + dev.g_max.min(axis=0))  # the pair centred there, its difference kept
+        off = np.abs(g[0] + g[1] - 2 * mid)[expect] / 4  # each device within a step, then one programmed
+        assert ((g - dev.g_min) / rng_)[:, expect].max() < 0.95
+    assert off.max() <= eps * (1 + 1e-9)  # the policy's reset target, within a nominal step
+    if policy != K.POL_ALTERNATE:  # a pair at its reset target is not refreshed again
+        assert KS.refresh(g, dev, ph, 0.05, 3, 1, 1, cu, cd)[3] == 0
+
+
+def test_refresh_on_nonlinear_noisy_devices_caps_pulses_and_never_moves_stuck_devices():
+    """Soft-bounds devices with c2c noise, 20 % stuck, pulse cap n_max = 5: the reset stops after
+    ``rounds`` bursts of at most n_max pulses per device (so a device gets at most 2·rounds·n_max,
+    reset plus programming back), conductances stay within their bounds, stuck devices (and
+    their pairs) never move, and the returned pulses equal the counter increments."""
+    rng = np.random.default_rng(3)
+    g, dev, ph = R.random_array(rng, (4, 6, 3), c2c=0.3, stuck_fraction=0.2, n_max=5, policy=K.POL_POTENTIATE)
+    rng_ = dev.g_max - dev.g_min
+    hot = rng.random(g.shape[1]) < 0.5
+    g[0, hot] = (dev.g_max - 0.01 * rng_)[0, hot]
+    g0 = g.copy()
+    cu, cd = np.zeros(g.shape, np.int64), np.zeros(g.shape, np.int64)
+    rounds = 3
+    up, dn, nv, nr = KS.refresh(g, dev, ph, 0.05, rounds, 7, 11, cu, cd)
+    assert nr > 0 and up == cu.sum() and dn == cd.sum() and dn > 0
+    assert (cu + cd).max() <= 2 * rounds * ph.n_max
+    assert ((g >= dev.g_min) & (g <= dev.g_max)).all()
+    stuck_pair = (dev.stuck != 0).any(axis=0)
+    assert stuck_pair.any() and (cu + cd)[:, stuck_pair].sum() == 0
+    assert g[:, stuck_pair].tobytes() == g0[:, stuck_pair].tobytes()
+    # the same call again from the same state draws the same pulses (counter-based keys)
+    g2, cu2, cd2 = g0.copy(), np.zeros(g.shape, np.int64), np.zeros(g.shape, np.int64)
+    assert KS.refresh(g2, dev, ph, 0.05, rounds, 7, 11, cu2, cd2) == (up, dn, nv, nr)
+    assert g2.tobytes() == g.tobytes()
+    # ... and another step draws other c2c noise
+    g3 = g0.copy()
+    KS.refresh(g3, dev, ph, 0.05, rounds, 7, 12, cu2, cd2)
+    assert g3.tobytes() != g.tobytes()
 
 
 def test_potentiate_policy_with_refresh_counts_and_keeps_devices_off_the_bound():
@@ -386,3 +442,16 @@ def test_potentiate_policy_with_refresh_counts_and_keeps_devices_off_the_bound()
     assert led0[loop.L_REFRESHES] == 0 and led1[loop.L_REFRESHES] > 0
     assert (x0 > 0.95).mean() > 0.2  # without refresh the potentiate policy drives pairs to the top
     assert (x1 > 0.95).mean() < (x0 > 0.95).mean() / 2
+
+
+_REFRESH = ("train.scheme=direct", "array.policy=potentiate", "train.refresh_margin=0.1", "dataset.max_train=40")
+
+
+def test_refresh_one_and_two_threads_bit_identical():
+    """Direct writes under the potentiate policy with pulse refresh on 40 iris samples: conductances,
+    counters and ledgers hash the same under 1 and 2 numba threads, and refreshes happened."""
+    words = same_with_one_and_two_threads(
+        "from tests.training.test_schemes import _iris_run, digest, _REFRESH; from pipeline.training import loop; "
+        "s, l = _iris_run([1], extra=_REFRESH)",
+        "digest(s, l), int(l[:, loop.L_REFRESHES].sum()), int(l[:, loop.L_PULSES_DOWN].sum() == s.cnt_dn.sum())")
+    assert int(words[1]) > 0 and words[2] == "1"
