@@ -108,6 +108,7 @@ class Static(NamedTuple):
 
 _NO_CHI = np.zeros(0)  # State.chi of a scheme without an accumulator (never written: size 0)
 _NO_CHOP = np.zeros(0)  # State.chop of a scheme without choppers
+_NO_CACHE = np.zeros(0)  # State.t without cached read terms (reads derive every term from g)
 
 
 class State(NamedTuple):
@@ -126,7 +127,7 @@ class State(NamedTuple):
     ledger: np.ndarray
     chi: np.ndarray = _NO_CHI
     chop: np.ndarray = _NO_CHOP
-    t: np.ndarray = _NO_CHOP
+    t: np.ndarray = _NO_CACHE
 
 
 class Work(NamedTuple):
@@ -421,8 +422,8 @@ def run_epoch(g, W, dev, ph, cfg, lrs, X, T, order, step0, every, cnt_up, cnt_dn
         cp = chop
     flt = is_float(cfg.algorithm)
     st = State(g, W, cnt_up, cnt_dn, ledger, ch, cp, _read_cache(g, dev, ph, flt))
-    tc = st.t
-    if cfg.scheme == schemes.TIKI_TAKA and not is_float(cfg.algorithm) and cfg.tt_algorithm != KS.TT_V1 and \
+    tc = st.t  # the cached read terms every transfer, refresh and drift below keeps in step
+    if cfg.scheme == schemes.TIKI_TAKA and not flt and cfg.tt_algorithm != KS.TT_V1 and \
             ch.shape[0] != g.shape[1]:
         raise ValueError("TTv2 without its buffer H (chi)")
     wk = work(dev)

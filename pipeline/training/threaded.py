@@ -7,8 +7,9 @@ functions ``forward``, ``hidden_error``, ``write_layer``, ``train_sample`` and `
 ``loop``, re-created over a copy of that module's globals — in which the kernel module ``K`` is
 replaced by one whose cached reads and direct-scheme update are the dispatchers (threaded
 ``prange`` kernels for arrays of at least ``train.parallel_min`` devices, serial below). It is
-compiled with ``cache=False``, in each process that asks for it (a one-off cost of about a
-minute), so no cached library ever holds its ``prange`` code.
+compiled with ``cache=False``, in each process that asks for it (a one-off cost: 116 s measured
+on the 2-core development machine with its other core busy), so no cached library ever holds its
+``prange`` code.
 
 Same numbers: the threaded kernels give the bits of the serial ones (every device is written by
 one task with draws keyed on the device; every output line is summed by one task in the serial
