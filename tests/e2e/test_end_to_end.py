@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import copy_repo
+from conftest import ROOT, copy_repo
 
 pytestmark = pytest.mark.slow
 
@@ -36,9 +36,15 @@ def test_dvc_repro_tiny(tmp_path):
     params["sweeps"]["schemes"].update({"epochs": 1, "seeds": [0]})
     params["sweeps"]["schemes"]["set"].update({"dataset.max_train": 60, "dataset.max_test": 60})
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    # The stages import the package from the checkout under test (PYTHONSAFEPATH: not from the
+    # copy's folder, which `python -m` would put first): numba keys its cache on the absolute
+    # folder of each source file, so code imported from the copy would recompile every kernel
+    # (minutes) instead of sharing the session's cache. The copy's sources are the same bytes.
+    for src in sorted((ROOT / "pipeline").rglob("*.py")):
+        assert (repo / src.relative_to(ROOT)).read_bytes() == src.read_bytes(), src
     bindir = str(Path(sys.executable).parent)
-    env = dict(os.environ, PATH=bindir + os.pathsep + os.environ.get("PATH", ""), PYTHONPATH=str(repo),
-               GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.org", GIT_COMMITTER_NAME="t",
+    env = dict(os.environ, PATH=bindir + os.pathsep + os.environ.get("PATH", ""), PYTHONPATH=str(ROOT),
+               PYTHONSAFEPATH="1", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.org", GIT_COMMITTER_NAME="t",
                GIT_COMMITTER_EMAIL="t@example.org")
     dvc = [sys.executable, "-m", "dvc"]
     _sh(["git", "init", "-q"], repo, env)
