@@ -190,6 +190,20 @@ class Train:
     tt_with_reset_prob: float = _f(0.0, lo=0.0, hi=1.0, doc="ttv1: probability that a line of A, once read and "
                                    "transferred, is programmed back to zero by write-verify (train.carry_rounds "
                                    "rounds) (aihwkit with_reset_prob)")
+    tt_scale_fast_lr: bool = _f(True, doc="tiki-taka: A's rate is fast_lr x the layer's rate (true) or fast_lr "
+                                "alone (false) (aihwkit scale_fast_lr; ChoppedTransferCompound's default is false)")
+    tt_auto_scale: bool = _f(False, doc="ttv2/c-ttv2: A's rate divided by running means m_x, m_d of the largest "
+                             "|input| and |error| of each layer's updates and multiplied by n_max x A's nominal "
+                             "step, so the largest update gets about fast_lr (x the layer's rate) x n_max pulses "
+                             "whatever the gradient's size (aihwkit auto_scale)")
+    tt_auto_momentum: float = _f(0.99, lo=0.0, hi=1.0, hi_open=True, doc="ttv2/c-ttv2: m <- momentum*m + "
+                                 "(1 - momentum)*new of tt_auto_scale's running means (aihwkit auto_momentum)")
+    tt_auto_granularity: float = _f(0.0, lo=0.0, doc="ttv2/c-ttv2: > 0 scales H's threshold by auto_granularity "
+                                    "/ (samples per sweep of the read lines: lines x transfer_every / reads per "
+                                    "transfer) (aihwkit auto_granularity; 0: off)")
+    tt_correct_gradient_magnitudes: bool = _f(False, doc="ttv2/c-ttv2: the read of A enters H divided by A's "
+                                              "rate, so C moves by transfer_lr x the layer's rate x the summed "
+                                              "gradient whatever A's rate (aihwkit correct_gradient_magnitudes)")
 
 
 @dataclass(frozen=True)

@@ -452,7 +452,7 @@ def _reset_fast(g, dev, ph, idx, rounds, seed, step, pot, cnt_up, cnt_dn, tc):
 @njit(cache=True)
 def tt_transfer(g, dev, ph, H, chop, alg, n_reads, lrs, transfer_lr, thres_scale, momentum, forget, chop_prob,
                 max_steps, event, seed, step, cnt_up, cnt_dn, t=None, columns=True, random_sel=False,
-                in_chop_random=True, out_chop_prob=0.0, reset_prob=0.0, reset_rounds=1):
+                in_chop_random=True, out_chop_prob=0.0, reset_prob=0.0, reset_rounds=1, h_gain=None, thr_gain=None):
     """Transfer event number ``event`` (0-based) of the whole network (see module docstring).
 
     For every layer l, ``n_reads`` lines of A are read: input columns j (``columns``; one-hot
@@ -474,7 +474,9 @@ def tt_transfer(g, dev, ph, H, chop, alg, n_reads, lrs, transfer_lr, thres_scale
     + read index the layer's read count and p = max(⌈1/chop_prob⌉, 2) (aihwkit's full-sweep
     counter: a line read in turn flips every p-th read of it); after the read of the last line
     every out-chopper (the signs of the other axis) flips with probability ``out_chop_prob``
-    (aihwkit out_chop_prob).
+    (aihwkit out_chop_prob). ``h_gain`` (L,): TTv2 / c-TTv2's read of layer l enters H × h_gain[l]
+    (aihwkit correct_gradient_magnitudes: 1 / A's rate); ``thr_gain`` (L,): layer l's threshold
+    × thr_gain[l] (aihwkit auto_granularity); None: 1.
     Returns (pulses up, pulses down, cross-point reads). ``t``: the cached read terms, kept in step."""
     tc = cache_or_none(t)
     pot = potentiate_route(ph, step)
@@ -509,6 +511,11 @@ def tt_transfer(g, dev, ph, H, chop, alg, n_reads, lrs, transfer_lr, thres_scale
         lines = c if columns else r
         other = r if columns else c
         lt = lrs[l] * transfer_lr
+        if h_gain is not None:
+            lt *= h_gain[l]
+        thr_l = thr
+        if thr_gain is not None:
+            thr_l = thr * thr_gain[l]
         s0 = event * n_reads
         if random_sel:
             s0 = min(int(uniform(subkey(ks, l), 0) * lines), lines - 1)
@@ -533,7 +540,7 @@ def tt_transfer(g, dev, ph, H, chop, alg, n_reads, lrs, transfer_lr, thres_scale
                     if rowsigns:
                         sgn *= chop[nc + ro + m] if columns else chop[co + m]
                     h = H[idx] + lt * v * sgn
-                    q = h / thr
+                    q = h / thr_l
                     n = 0
                     if abs(q) >= 1.0:
                         n = int(min(abs(q), 4.0e18))
@@ -543,9 +550,9 @@ def tt_transfer(g, dev, ph, H, chop, alg, n_reads, lrs, transfer_lr, thres_scale
                         if forget:
                             h = h * momentum
                         elif h > 0.0:
-                            h -= sub * n * thr
+                            h -= sub * n * thr_l
                         else:
-                            h += sub * n * thr
+                            h += sub * n * thr_l
                         u, dd = _pulse_n(g, dev, ph, idx, n, q > 0.0, SLOW[0], SLOW[1], kp, pot, cnt_up, cnt_dn)
                         sync_term(g, dev, ph, tc, idx)
                     H[idx] = h

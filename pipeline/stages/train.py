@@ -119,8 +119,8 @@ class Recorder:
         algorithms only): the mixed-precision accumulator χ or tiki-taka's buffer H (``chi_<l>``),
         c-TTv2's chopper signs (``chop_<l>``, one per input column, when columns are read or
         out-choppers are on; ``chop_rows_<l>``, one per output row, when rows are read or
-        out-choppers are on) and the zero-shift offsets
-        (``zero_<l>``)."""
+        out-choppers are on), the auto-scale running means (``tt_amax_<l>``: m_x, m_d) and the
+        zero-shift offsets (``zero_<l>``)."""
         sc = su.scheme_entry
         dpw = 0.0 if flt else schemes.digital_per_weight(sc.name, p.train, su.net.sizes)
         self.s.set_attrs(scheme=sc.name, scheme_digital_per_weight=dpw, scheme_planes=0 if flt else sc.planes)
@@ -151,15 +151,22 @@ class Recorder:
                 self.s.array(f"zero_{l}", (f"row_{l}", f"col_{l}"), (r, c), data=layer_block(dev.zero, dev, l),
                              attrs={"units": "S", "description": f"zero-shift offset of the written pair of layer "
                                     f"{l} (its read at the symmetry point)"})
+            if tt and p.train.tt_auto_scale:
+                L = su.net.n_layers
+                self.s.array(f"tt_amax_{l}", ("amax_of",), (2,), data=np.array([state.amax[l], state.amax[L + l]]),
+                             attrs={"units": "1", "amax_of": "input, error", "description":
+                                    f"tiki-taka auto-scale running means of layer {l} after the last written epoch: "
+                                    "m_x (largest |input|) and m_d (largest |error|) of its updates"})
             co += c
 
 
 def _save_checkpoint(path: Path, state: training.State, epoch: int, zero: np.ndarray | None = None) -> None:
     """The training state after ``epoch``: conductances, weights, pulse counters, the scheme's
-    digital state (χ / H, chopper signs) and the zero-shift offsets (``zero``; size 0: none)."""
+    digital state (χ / H, chopper signs, auto-scale means) and the zero-shift offsets (``zero``; size
+    0: none)."""
     tmp = path.with_name(path.name + ".part.npz")
     np.savez(tmp, g=state.g, W=state.W, cnt_up=state.cnt_up, cnt_dn=state.cnt_dn, chi=state.chi, chop=state.chop,
-             zero=np.zeros(0) if zero is None else zero, epoch=np.int64(epoch))
+             amax=state.amax, zero=np.zeros(0) if zero is None else zero, epoch=np.int64(epoch))
     os.replace(tmp, path)
 
 
@@ -168,10 +175,12 @@ def _load_checkpoint(path: Path, zero: np.ndarray | None = None) -> tuple[traini
     (they must be the checkpoint's)."""
     z = np.load(path)
     chop = z["chop"].copy() if "chop" in z.files else None
+    amax = z["amax"].copy() if "amax" in z.files else None
     if zero is not None and "zero" in z.files and not np.array_equal(z["zero"], zero):
         raise InputError("--resume", f"the checkpoint {path} holds other zero-shift offsets than these arrays' "
                          "calibration; rerun without --resume")
-    state = training.State(z["g"].copy(), z["W"].copy(), z["cnt_up"].copy(), z["cnt_dn"].copy(), z["chi"].copy(), chop)
+    state = training.State(z["g"].copy(), z["W"].copy(), z["cnt_up"].copy(), z["cnt_dn"].copy(), z["chi"].copy(), chop,
+                           amax)
     return state, int(z["epoch"])
 
 

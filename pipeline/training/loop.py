@@ -90,6 +90,11 @@ class Config(NamedTuple):
     tt_in_chop_random: bool = True  # c-TTv2: in-choppers flip at random (else regularly)
     tt_out_chop_prob: float = 0.0  # c-TTv2: out-chopper flip probability per full sweep (0: no out-choppers)
     tt_with_reset_prob: float = 0.0  # TTv1: probability of resetting a read line of A (write-verify, carry_rounds)
+    tt_scale_fast_lr: bool = True  # tiki-taka: A's rate × the layer's rate (else fast_lr alone)
+    tt_auto_scale: bool = False  # TTv2: A's rate × n_max·ε / (m_x·m_d), running means of the largest |a|, |δ|
+    tt_auto_momentum: float = 0.99  # TTv2: momentum of the running means of tt_auto_scale
+    tt_auto_granularity: float = 0.0  # TTv2: H's threshold × this / samples per sweep of the read lines (0: off)
+    tt_correct_gradient: bool = False  # TTv2: the read of A enters H divided by A's rate
 
 
 # The jitted functions take their arguments in three small groups (numba accepts NamedTuples), so
@@ -109,6 +114,7 @@ class Static(NamedTuple):
 _NO_CHI = np.zeros(0)  # State.chi of a scheme without an accumulator (never written: size 0)
 _NO_CHOP = np.zeros(0)  # State.chop of a scheme without choppers
 _NO_CACHE = np.zeros(0)  # State.t without cached read terms (reads derive every term from g)
+_NO_AMAX = np.zeros(0)  # State.amax of a run without tiki-taka's auto-scale
 
 
 class State(NamedTuple):
@@ -118,7 +124,9 @@ class State(NamedTuple):
     (size 0 for the other schemes; the default, for callers that build a State of the ``direct``
     scheme in Python) and ``chop`` (Σ cols,), c-TTv2's chopper sign of every input column of
     every layer (±1; size 0 otherwise); ``t`` (N,), the cached read terms of ``g``
-    (``K.terms``: reads use it, writes keep it in step; size 0: reads derive every term from ``g``)."""
+    (``K.terms``: reads use it, writes keep it in step; size 0: reads derive every term from ``g``);
+    ``amax`` (2L,), tiki-taka's auto-scale running means m_x of every layer, then m_d of every
+    layer (0 until a layer's first update; size 0 without ``tt_auto_scale``)."""
 
     g: np.ndarray
     W: np.ndarray
@@ -128,6 +136,7 @@ class State(NamedTuple):
     chi: np.ndarray = _NO_CHI
     chop: np.ndarray = _NO_CHOP
     t: np.ndarray = _NO_CACHE
+    amax: np.ndarray = _NO_AMAX
 
 
 class Work(NamedTuple):
@@ -298,6 +307,55 @@ def tt_chop_size(dev, cfg):
 
 
 @njit(cache=True)
+def _running_max(amax, k, v, momentum):
+    """aihwkit's ``updateAutoScale`` (mini-batch of one): m ← v at the first positive v, then
+    m ← momentum·m + (1 − momentum)·v for every positive v (a zero v leaves m)."""
+    if amax[k] <= 0.0:
+        amax[k] = v
+    elif v > 0.0:
+        tau = 1.0 - momentum
+        amax[k] = (1.0 - tau) * amax[k] + tau * v
+
+
+@njit(cache=True)
+def tt_fast_rate(cfg, ph, lrs, amax, l):
+    """A's rate of layer ``l`` (aihwkit's pulse-count learning rate): ``tt_fast_lr`` × the layer's
+    rate (``tt_scale_fast_lr``), with ``tt_auto_scale`` × n_max·ε_A / (m_x·m_d) once both running
+    means are positive (ε_A: the mean nominal step of a pulse)."""
+    lr = cfg.tt_fast_lr * lrs[l] if cfg.tt_scale_fast_lr else cfg.tt_fast_lr
+    if cfg.tt_auto_scale:
+        L = lrs.shape[0]
+        mx, md = amax[l], amax[L + l]
+        if mx > 0.0 and md > 0.0:
+            lr *= ph.n_max * 0.5 * (ph.dw_pot + ph.dw_dep) / (mx * md)
+    return lr
+
+
+@njit(cache=True)
+def tt_fast_rates(cfg, ph, lrs, amax):
+    """:func:`tt_fast_rate` of every layer."""
+    out = np.empty(lrs.shape[0])
+    for l in range(lrs.shape[0]):
+        out[l] = tt_fast_rate(cfg, ph, lrs, amax, l)
+    return out
+
+
+@njit(cache=True)
+def tt_threshold_gains(dev, cfg):
+    """TTv2 / c-TTv2's threshold factor per layer with ``tt_auto_granularity`` g > 0 (aihwkit
+    auto_granularity): g / (samples per sweep of the read lines = lines × transfer_every / reads
+    per transfer); None when off."""
+    if cfg.tt_auto_granularity <= 0.0:
+        return None
+    L = dev.rows.shape[0]
+    out = np.empty(L)
+    for l in range(L):
+        lines = dev.cols[l] if cfg.tt_transfer_columns else dev.rows[l]
+        out[l] = cfg.tt_auto_granularity * cfg.tt_n_reads / (lines * cfg.tt_transfer_every)
+    return out
+
+
+@njit(cache=True)
 def write_layer(s, st, wk, flt, l, step):
     """Write ΔW_l = −η_l δ_l ã_lᵀ into layer ``l`` (float weights, or through the devices by the
     update scheme ``s.cfg.scheme``)."""
@@ -319,8 +377,13 @@ def write_layer(s, st, wk, flt, l, step):
         if chopped and st.chop.shape[0] != tt_chop_size(dev, s.cfg) and st.chop.shape[0] != dev.cols.sum() + \
                 dev.rows.sum():
             raise ValueError("c-TTv2 update without its chopper signs (State.chop)")
-        up, dn = KS.tt_write_fast(st.g, dev, s.ph, l, d, a, s.lrs[l] * s.cfg.tt_fast_lr, st.chop, chopped, s.cfg.seed,
-                                  step, st.cnt_up, st.cnt_dn, st.t)
+        if s.cfg.tt_auto_scale:
+            if st.amax.shape[0] != 2 * dev.rows.shape[0]:
+                raise ValueError("tiki-taka auto-scale without its running means (State.amax)")
+            _running_max(st.amax, l, np.abs(a).max(), s.cfg.tt_auto_momentum)
+            _running_max(st.amax, dev.rows.shape[0] + l, np.abs(d).max(), s.cfg.tt_auto_momentum)
+        up, dn = KS.tt_write_fast(st.g, dev, s.ph, l, d, a, tt_fast_rate(s.cfg, s.ph, s.lrs, st.amax, l), st.chop,
+                                  chopped, s.cfg.seed, step, st.cnt_up, st.cnt_dn, st.t)
         st.ledger[L_PULSES_UP] += up
         st.ledger[L_PULSES_DOWN] += dn
     else:
@@ -404,12 +467,13 @@ def _read_cache(g, dev, ph, flt):
 
 @njit(cache=True)
 def run_epoch(g, W, dev, ph, cfg, lrs, X, T, order, step0, every, cnt_up, cnt_dn, ledger, snaps, snap_steps,
-              loss0=0.0, chi=None, chop=None):
+              loss0=0.0, chi=None, chop=None, amax=None):
     """Train one epoch over ``order``. Global sample counter starts at ``step0``; a snapshot of the
     conductances (float: weights) is taken after every ``every``-th global sample.
     ``loss0``: the loss sum so far, when an epoch is run as consecutive slices of its order (the sum
     then continues exactly as in one call). ``chi``: the update scheme's accumulator (State.chi;
-    None: none); ``chop``: c-TTv2's chopper signs (State.chop; None: none).
+    None: none); ``chop``: c-TTv2's chopper signs (State.chop; None: none); ``amax``: tiki-taka's
+    auto-scale running means (State.amax; None: none).
     Returns (loss sum, correct, snapshots taken, bad sample index or -1)."""
     s_ = Static(dev, ph, cfg, lrs)
     if chi is None:
@@ -420,8 +484,13 @@ def run_epoch(g, W, dev, ph, cfg, lrs, X, T, order, step0, every, cnt_up, cnt_dn
         cp = np.zeros(0)
     else:
         cp = chop
+    if amax is None:
+        am = np.zeros(0)
+    else:
+        am = amax
     flt = is_float(cfg.algorithm)
-    st = State(g, W, cnt_up, cnt_dn, ledger, ch, cp, _read_cache(g, dev, ph, flt))
+    st = State(g, W, cnt_up, cnt_dn, ledger, ch, cp, _read_cache(g, dev, ph, flt), am)
+    thr_gain = tt_threshold_gains(dev, cfg)
     tc = st.t  # the cached read terms every transfer, refresh and drift below keeps in step
     if cfg.scheme == schemes.TIKI_TAKA and not flt and cfg.tt_algorithm != KS.TT_V1 and \
             ch.shape[0] != g.shape[1]:
@@ -445,13 +514,16 @@ def run_epoch(g, W, dev, ph, cfg, lrs, X, T, order, step0, every, cnt_up, cnt_dn
                 up, dn, nv = KS.carry_transfer(g, dev, ph, cfg.carry_rounds, cfg.seed, step, cnt_up, cnt_dn, tc)
                 _count(ledger, up, dn, nv, L_TRANSFERS, 1)
             if cfg.scheme == schemes.TIKI_TAKA and (step + 1) % cfg.tt_transfer_every == 0:
+                h_gain = None
+                if cfg.tt_correct_gradient:
+                    h_gain = 1.0 / tt_fast_rates(cfg, ph, lrs, am)
                 up, dn, nv = KS.tt_transfer(g, dev, ph, ch, cp, cfg.tt_algorithm, cfg.tt_n_reads, lrs,
                                             cfg.tt_transfer_lr, cfg.tt_thres_scale, cfg.tt_momentum,
                                             cfg.tt_forget_buffer, cfg.tt_in_chop_prob, cfg.tt_max_steps,
                                             (step + 1) // cfg.tt_transfer_every - 1, cfg.seed, step, cnt_up, cnt_dn,
                                             tc, cfg.tt_transfer_columns, cfg.tt_random_selection,
                                             cfg.tt_in_chop_random, cfg.tt_out_chop_prob, cfg.tt_with_reset_prob,
-                                            cfg.carry_rounds)
+                                            cfg.carry_rounds, h_gain, thr_gain)
                 _count(ledger, up, dn, nv, L_TRANSFERS, 1)
             if cfg.refresh_margin > 0.0:
                 up, dn, nv, nr = KS.refresh(g, dev, ph, cfg.refresh_margin, cfg.carry_rounds, cfg.seed, step, cnt_up,
@@ -477,7 +549,7 @@ def evaluate_set(g, W, dev, ph, cfg, X, T, stream, step0, pred):
     s = Static(dev, ph, cfg, np.zeros(1))
     flt = is_float(cfg.algorithm)
     st = State(g, W, np.zeros((1, 1), np.int64), np.zeros((1, 1), np.int64), np.zeros(N_LEDGER, np.int64),
-               np.zeros(0), np.zeros(0), _read_cache(g, dev, ph, flt))
+               np.zeros(0), np.zeros(0), _read_cache(g, dev, ph, flt), np.zeros(0))
     wk = work(dev)
     A, Z, D, aoff, zoff = wk.A, wk.Z, wk.D, wk.aoff, wk.zoff
     L = dev.rows.shape[0]
@@ -503,7 +575,7 @@ def ideal_errors(Wi, g, dev, ph, cfg, x, t, out):
     """Exact backprop errors of every layer for weights ``Wi`` (noise-free, exact f')."""
     s = Static(dev, ph, cfg, np.zeros(1))
     st = State(g, Wi, np.zeros((1, 1), np.int64), np.zeros((1, 1), np.int64), np.zeros(N_LEDGER, np.int64),
-               np.zeros(0), np.zeros(0), np.zeros(0))  # every field: numba fills no NamedTuple defaults
+               np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0))  # every field: numba fills no NamedTuple defaults
     wk = work(dev)
     A, Z, tmp, aoff, zoff = wk.A, wk.Z, wk.tmp, wk.aoff, wk.zoff
     L = dev.rows.shape[0]
@@ -518,11 +590,12 @@ def ideal_errors(Wi, g, dev, ph, cfg, x, t, out):
 
 
 @njit(cache=True)
-def probe(g, W, dev, ph, cfg, lrs, Xp, Tp, step0, ideal, insitu, chi=None, chop=None):
+def probe(g, W, dev, ph, cfg, lrs, Xp, Tp, step0, ideal, insitu, chi=None, chop=None, amax=None):
     """For each probe sample: the ideal backprop errors of the present weights (noise-free reads
     of the devices) and the errors the algorithm actually writes with in situ (noisy reads,
     through the arrays it has already updated in that sample), on a copy of the state (``chi``:
-    the scheme's accumulator, ``chop``: the chopper signs, copied too)."""
+    the scheme's accumulator, ``chop``: the chopper signs, ``amax``: the auto-scale means, copied
+    too)."""
     if chi is None:  # a scheme with an accumulator, probed without one: a fresh (zero) χ
         ch = np.zeros(g.shape[1]) if cfg.scheme == schemes.MIXED_PRECISION else np.zeros(0)
     else:
@@ -532,6 +605,10 @@ def probe(g, W, dev, ph, cfg, lrs, Xp, Tp, step0, ideal, insitu, chi=None, chop=
             else np.zeros(0)
     else:
         cp = chop
+    if amax is None:  # auto-scale probed without its running means: no update seen yet
+        am = np.zeros(2 * lrs.shape[0]) if cfg.scheme == schemes.TIKI_TAKA and cfg.tt_auto_scale else np.zeros(0)
+    else:
+        am = amax
     s = Static(dev, ph, cfg, lrs)
     wk = work(dev)
     ledger = np.zeros(N_LEDGER, np.int64)
@@ -547,5 +624,5 @@ def probe(g, W, dev, ph, cfg, lrs, Xp, Tp, step0, ideal, insitu, chi=None, chop=
         ideal_errors(Wi, g, dev, ph, cfg, Xp[k], Tp[k], ideal[k])
         gk = g.copy()
         st = State(gk, W.copy(), np.zeros((P, N), np.int64), np.zeros((P, N), np.int64), ledger, ch.copy(),
-                   cp.copy(), _read_cache(gk, dev, ph, flt))
+                   cp.copy(), _read_cache(gk, dev, ph, flt), am.copy())
         train_sample(s, st, wk, Xp[k], Tp[k], step0 + k, insitu[k], True)

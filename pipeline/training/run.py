@@ -62,7 +62,9 @@ class State:
     used by row transfers and out-choppers only; untouched by the other schemes). Tiki-taka's
     transfer counter is the global sample count (the epoch in the checkpoint): the line a
     transfer reads (in turn, or drawn from the counter-based generator keyed on the step)
-    follows from it."""
+    follows from it. ``amax`` (2L,): tiki-taka's auto-scale running means, m_x of every layer
+    then m_d of every layer (0 before a layer's first update; untouched without
+    ``train.tt_auto_scale``)."""
 
     g: np.ndarray
     W: np.ndarray
@@ -70,18 +72,22 @@ class State:
     cnt_dn: np.ndarray
     chi: np.ndarray | None = None
     chop: np.ndarray | None = None
+    amax: np.ndarray | None = None
 
     def __post_init__(self):
         if self.chi is None:
             self.chi = np.zeros(self.g.shape[1])
         if self.chop is None:
             self.chop = np.zeros(0)
+        if self.amax is None:
+            self.amax = np.zeros(0)
 
     @classmethod
     def initial(cls, net: arr.Crossbars) -> "State":
         g = net.g0.copy()
         return cls(g, net.weights0().copy(), np.zeros(g.shape, np.int64), np.zeros(g.shape, np.int64),
-                   np.zeros(g.shape[1]), np.ones(int(net.dev.cols.sum() + net.dev.rows.sum())))
+                   np.zeros(g.shape[1]), np.ones(int(net.dev.cols.sum() + net.dev.rows.sum())),
+                   np.zeros(2 * net.n_layers))
 
 
 @dataclass
@@ -117,6 +123,12 @@ def make_config(p, algorithm: str, seed: int) -> loop.Config:
     if t.scheme != "direct" and algorithms.get(algorithm).encoding is not None:
         raise InputError("train.scheme", f"{algorithm} fixes its own write encoding and runs only with the direct "
                          f"scheme, got {t.scheme!r}")
+    if t.scheme == "tiki-taka" and t.tt_algorithm == "ttv1":
+        for key, off in (("tt_auto_scale", False), ("tt_auto_granularity", 0.0),
+                         ("tt_correct_gradient_magnitudes", False)):
+            if getattr(t, key) != off:
+                raise InputError(f"train.{key}", f"got {getattr(t, key)}, but it is an option of aihwkit's "
+                                 f"ChoppedTransferCompound (ttv2, c-ttv2), not of ttv1; expected {off}")
     if t.scheme == "tiki-taka" and t.tt_algorithm == "c-ttv2" and t.tt_gamma != 0.0:
         raise InputError("train.tt_gamma", f"got {t.tt_gamma}, but c-ttv2 holds A chopped and this tile reads A "
                          "and C in one summed read, so A cannot be de-chopped in the forward weight; expected 0")
@@ -134,7 +146,11 @@ def make_config(p, algorithm: str, seed: int) -> loop.Config:
                        tt_forget_buffer=bool(t.tt_forget_buffer), tt_in_chop_prob=float(t.tt_in_chop_prob),
                        tt_max_steps=int(t.tt_max_steps), tt_transfer_columns=bool(t.tt_transfer_columns),
                        tt_random_selection=bool(t.tt_random_selection), tt_in_chop_random=bool(t.tt_in_chop_random),
-                       tt_out_chop_prob=float(t.tt_out_chop_prob), tt_with_reset_prob=float(t.tt_with_reset_prob))
+                       tt_out_chop_prob=float(t.tt_out_chop_prob), tt_with_reset_prob=float(t.tt_with_reset_prob),
+                       tt_scale_fast_lr=bool(t.tt_scale_fast_lr), tt_auto_scale=bool(t.tt_auto_scale),
+                       tt_auto_momentum=float(t.tt_auto_momentum),
+                       tt_auto_granularity=float(t.tt_auto_granularity),
+                       tt_correct_gradient=bool(t.tt_correct_gradient_magnitudes))
 
 
 def setup(p, algorithm: str, seed: int, net: arr.Crossbars, data: datasets.Split | None = None) -> Setup:
@@ -209,7 +225,7 @@ def _eval_epoch(su: Setup, g, W, epoch: int, pred_test: np.ndarray | None = None
     return tr, te
 
 
-def _probe_epoch(su: Setup, g, W, epoch: int, chi=None, chop=None):
+def _probe_epoch(su: Setup, g, W, epoch: int, chi=None, chop=None, amax=None):
     n_units = int(su.net.dev.rows.sum())
     n = len(su.probe_idx)
     ideal = np.zeros((n, n_units))
@@ -217,7 +233,8 @@ def _probe_epoch(su: Setup, g, W, epoch: int, chi=None, chop=None):
     if n:
         xp = np.ascontiguousarray(su.data.x_test[su.probe_idx])
         tp = np.ascontiguousarray(su.T_test[su.probe_idx])
-        loop.probe(g, W, su.net.dev, su.net.ph, su.cfg, su.lrs, xp, tp, loop.PROBE_STEP0 + epoch * (1 << 20), ideal, insitu, chi, chop)
+        loop.probe(g, W, su.net.dev, su.net.ph, su.cfg, su.lrs, xp, tp, loop.PROBE_STEP0 + epoch * (1 << 20), ideal, insitu, chi, chop,
+                   amax)
     return ideal, insitu
 
 
@@ -238,7 +255,7 @@ def set_threads(n: int) -> int:
 
 
 def train_epoch(p, su: Setup, g, W, cnt_up, cnt_dn, epoch: int, every: int, snaps, snap_steps, on_snaps=None,
-                chi=None, chop=None):
+                chi=None, chop=None, amax=None):
     """One epoch of training (in place on g / W / counters) and its hardware evaluation.
 
     With ``on_snaps``, the epoch runs as consecutive slices of its order of ``len(snaps) * every``
@@ -256,7 +273,7 @@ def train_epoch(p, su: Setup, g, W, cnt_up, cnt_dn, epoch: int, every: int, snap
         part = order[a:a + span]
         loss_sum, ok, ns, bad = epoch_fn(g, W, su.net.dev, su.net.ph, su.cfg, su.lrs, su.data.x_train,
                                                su.T_train, part, (epoch - 1) * n_train + a, every, cnt_up, cnt_dn,
-                                               led, snaps, snap_steps, loss_sum, chi, chop)
+                                               led, snaps, snap_steps, loss_sum, chi, chop, amax)
         correct += ok
         if bad >= 0:
             bad += a
@@ -278,7 +295,7 @@ def initial_epoch(su: Setup, state: State, *, probes: bool) -> EpochResult:
     """Epoch 0, the state before training: hardware inference (and the probes if asked)."""
     (trl, tra), (tel, tea) = _eval_epoch(su, state.g, state.W, 0)
     metrics = {"train_loss_eval": trl, "train_acc_eval": tra, "test_loss": tel, "test_acc": tea}
-    ideal, insitu = _probe_epoch(su, state.g, state.W, 0, state.chi, state.chop) if probes else (None, None)
+    ideal, insitu = _probe_epoch(su, state.g, state.W, 0, state.chi, state.chop, state.amax) if probes else (None, None)
     return EpochResult(0, metrics, np.zeros(loop.N_LEDGER, np.int64), None, None, None, ideal, insitu)
 
 
@@ -306,8 +323,8 @@ def run_epochs(p, su: Setup, state: State, first: int, last: int, *, every: int 
         snap_steps = np.zeros(snaps.shape[0], np.int64)
     for epoch in range(first, last + 1):
         led, ns, pred, metrics = train_epoch(p, su, state.g, state.W, state.cnt_up, state.cnt_dn, epoch, every,
-                                             snaps, snap_steps, on_snaps, state.chi, state.chop)
-        ideal, insitu = _probe_epoch(su, state.g, state.W, epoch, state.chi, state.chop) if probes else (None, None)
+                                             snaps, snap_steps, on_snaps, state.chi, state.chop, state.amax)
+        ideal, insitu = _probe_epoch(su, state.g, state.W, epoch, state.chi, state.chop, state.amax) if probes else (None, None)
         yield EpochResult(epoch, metrics, led, pred, snaps[:ns], snap_steps[:ns], ideal, insitu)
 
 

@@ -59,7 +59,8 @@ REGISTRY: tuple[Scheme, ...] = (
            2.0, 4, ("tt_zero_shift", "tt_algorithm", "tt_gamma", "tt_transfer_every", "tt_n_reads_per_transfer", "tt_transfer_lr",
                     "tt_fast_lr", "tt_thres_scale", "tt_momentum", "tt_forget_buffer", "tt_in_chop_prob",
                     "tt_max_steps", "tt_transfer_columns", "tt_random_selection", "tt_in_chop_random",
-                    "tt_out_chop_prob", "tt_with_reset_prob"), "D", "#9467bd"),
+                    "tt_out_chop_prob", "tt_with_reset_prob", "tt_scale_fast_lr", "tt_auto_scale",
+                    "tt_auto_momentum", "tt_auto_granularity", "tt_correct_gradient_magnitudes"), "D", "#9467bd"),
 )
 
 NAMES: tuple[str, ...] = tuple(s.name for s in REGISTRY)
@@ -77,9 +78,10 @@ def digital_per_weight(name: str, train=None, sizes=None) -> float:
     nothing for TTv1, its buffer H (1) for TTv2, H plus one chopper sign per read line of every
     layer (Σ cols / weights; Σ rows with ``tt_transfer_columns`` false) for c-TTv2, plus one per
     line of the other axis with ``tt_out_chop_prob`` > 0 (Σ rows, or Σ cols, / weights: the
-    out-choppers); ``train.zero_shift`` (or, for tiki-taka,
+    out-choppers); TTv2 / c-TTv2 with ``tt_auto_scale`` add the running means m_x, m_d of every
+    layer (2·L / weights); ``train.zero_shift`` (or, for tiki-taka,
     ``train.tt_zero_shift``) adds the zero offset of every weight (1). ``sizes``: the layer widths
-    (needed for c-TTv2). The registry's figure is that of the defaults (tiki-taka: TTv2 with
+    (needed for c-TTv2 and auto-scale). The registry's figure is that of the defaults (tiki-taka: TTv2 with
     zero-shift, 2)."""
     s = get(name)
     if train is None:
@@ -88,12 +90,16 @@ def digital_per_weight(name: str, train=None, sizes=None) -> float:
     if s.code == TIKI_TAKA:
         alg = str(getattr(train, "tt_algorithm", "ttv2"))
         d = 0.0 if alg == "ttv1" else 1.0
-        if alg == "c-ttv2":
+        auto = alg != "ttv1" and bool(getattr(train, "tt_auto_scale", False))
+        if alg == "c-ttv2" or auto:
             if sizes is None:
-                raise ValueError("digital_per_weight: c-ttv2 needs the layer sizes")
+                raise ValueError("digital_per_weight: c-ttv2 and tt_auto_scale need the layer sizes")
             cols = [int(n) + 1 for n in sizes[:-1]]
             rows = [int(n) for n in sizes[1:]]
             n_w = sum(c * r for c, r in zip(cols, rows))
+            if auto:  # m_x and m_d of every layer
+                d += 2 * len(rows) / n_w
+        if alg == "c-ttv2":
             read, other = (cols, rows) if getattr(train, "tt_transfer_columns", True) else (rows, cols)
             d += sum(read) / n_w
             if float(getattr(train, "tt_out_chop_prob", 0.0)) > 0.0:

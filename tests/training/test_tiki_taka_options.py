@@ -4,7 +4,7 @@
 (regular flips every p-th read of a line), ``tt_out_chop_prob`` (the update's sign and the read's
 undo each other; flips after the last line's read), ``tt_with_reset_prob`` (TTv1: A's read line
 programmed back to zero, counted), the storage ledger, the float-run ignores derived from the
-registry, bad values refused, resume and 1 vs 2 threads with out-choppers."""
+registry, bad values refused (also of the auto-scale options), resume and 1 vs 2 threads with out-choppers."""
 
 from __future__ import annotations
 
@@ -288,7 +288,9 @@ def test_storage_of_the_choppers_and_float_ignores():
 
 @pytest.mark.parametrize("key,value", [("tt_out_chop_prob", "1.5"), ("tt_with_reset_prob", "-0.1"),
                                        ("tt_transfer_columns", "2"), ("tt_random_selection", "maybe"),
-                                       ("tt_in_chop_random", "0.5")])
+                                       ("tt_in_chop_random", "0.5"), ("tt_auto_momentum", "1.0"),
+                                       ("tt_auto_granularity", "-1.0"), ("tt_auto_scale", "0.5"),
+                                       ("tt_scale_fast_lr", "maybe"), ("tt_correct_gradient_magnitudes", "2")])
 def test_bad_values_are_refused_in_one_line(tmp_path, key, value):
     from conftest import ROOT, run_cli  # (not at the top: the threads test imports this module in a subprocess)
     (tmp_path / "params.yaml").write_text(f"train:\n  {key}: {value}\n")
