@@ -162,10 +162,10 @@ class Train:
                                 "units_in_mbatch with mini-batches of one sample)")
     tt_n_reads_per_transfer: int = _f(1, lo=1, doc="tiki-taka: columns of A read per layer and transfer event, in "
                                       "turn (aihwkit n_reads_per_transfer)")
-    tt_transfer_lr: float = _f(4.0, lo=0.0, lo_open=True, doc="tiki-taka: the transfer moves transfer_lr x the "
+    tt_transfer_lr: float = _f(1.0, lo=0.0, lo_open=True, doc="tiki-taka: the transfer moves transfer_lr x the "
                                "layer's rate x A (aihwkit transfer_lr with scale_transfer_lr)")
-    tt_fast_lr: float = _f(1.0, lo=0.0, lo_open=True, doc="tiki-taka: A gets fast_lr x the layer's rate x the "
-                           "gradient (aihwkit fast_lr with scale_fast_lr)")
+    tt_fast_lr: float = _f(0.1, lo=0.0, lo_open=True, doc="tiki-taka: A's rate is fast_lr (x the layer's rate with "
+                           "tt_scale_fast_lr, x n_max x step / (m_x m_d) with tt_auto_scale) (aihwkit fast_lr)")
     tt_thres_scale: float = _f(1.0, lo=0.0, lo_open=True, doc="ttv2/c-ttv2: a pulse to C when |H| reaches "
                                "thres_scale x C's nominal step (aihwkit thres_scale)")
     tt_momentum: float = _f(0.0, lo=0.0, hi=1.0, doc="ttv2/c-ttv2: fraction of H kept after a transfer pulse "
@@ -190,20 +190,20 @@ class Train:
     tt_with_reset_prob: float = _f(0.0, lo=0.0, hi=1.0, doc="ttv1: probability that a line of A, once read and "
                                    "transferred, is programmed back to zero by write-verify (train.carry_rounds "
                                    "rounds) (aihwkit with_reset_prob)")
-    tt_scale_fast_lr: bool = _f(True, doc="tiki-taka: A's rate is fast_lr x the layer's rate (true) or fast_lr "
-                                "alone (false) (aihwkit scale_fast_lr; ChoppedTransferCompound's default is false)")
-    tt_auto_scale: bool = _f(False, doc="ttv2/c-ttv2: A's rate divided by running means m_x, m_d of the largest "
+    tt_scale_fast_lr: bool = _f(False, doc="tiki-taka: A's rate is fast_lr x the layer's rate (true) or fast_lr "
+                                "alone (false) (aihwkit scale_fast_lr)")
+    tt_auto_scale: bool = _f(True, doc="ttv2/c-ttv2: A's rate divided by running means m_x, m_d of the largest "
                              "|input| and |error| of each layer's updates and multiplied by n_max x A's nominal "
                              "step, so the largest update gets about fast_lr (x the layer's rate) x n_max pulses "
-                             "whatever the gradient's size (aihwkit auto_scale)")
+                             "whatever the gradient's size (aihwkit auto_scale; ttv1 ignores it)")
     tt_auto_momentum: float = _f(0.99, lo=0.0, hi=1.0, hi_open=True, doc="ttv2/c-ttv2: m <- momentum*m + "
                                  "(1 - momentum)*new of tt_auto_scale's running means (aihwkit auto_momentum)")
-    tt_auto_granularity: float = _f(0.0, lo=0.0, doc="ttv2/c-ttv2: > 0 scales H's threshold by auto_granularity "
+    tt_auto_granularity: float = _f(500.0, lo=0.0, doc="ttv2/c-ttv2: > 0 scales H's threshold by auto_granularity "
                                     "/ (samples per sweep of the read lines: lines x transfer_every / reads per "
-                                    "transfer) (aihwkit auto_granularity; 0: off)")
+                                    "transfer) (aihwkit auto_granularity; 0: off; ttv1 ignores it)")
     tt_correct_gradient_magnitudes: bool = _f(False, doc="ttv2/c-ttv2: the read of A enters H divided by A's "
                                               "rate, so C moves by transfer_lr x the layer's rate x the summed "
-                                              "gradient whatever A's rate (aihwkit correct_gradient_magnitudes)")
+                                              "gradient whatever A's rate (aihwkit correct_gradient_magnitudes; ttv1 ignores it)")
 
 
 @dataclass(frozen=True)

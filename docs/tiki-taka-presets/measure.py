@@ -24,7 +24,9 @@ PRESET = {"train.scheme": "tiki-taka", "train.tt_fast_lr": 0.1, "train.tt_scale_
           "train.tt_auto_scale": True, "train.tt_auto_granularity": 500.0, "train.tt_transfer_lr": 1.0,
           "train.tt_max_steps": 1}
 CASES = {
-    "tiki-taka defaults (ttv2, transfer_lr 4)": {"train.scheme": "tiki-taka"},
+    "earlier defaults (ttv2, transfer_lr 4)": {"train.scheme": "tiki-taka", "train.tt_transfer_lr": 4.0, "train.tt_fast_lr": 1.0,
+                                                 "train.tt_scale_fast_lr": True, "train.tt_auto_scale": False,
+                                                 "train.tt_auto_granularity": 0.0},
     "TTv2 EcRam preset": {**PRESET, "train.tt_algorithm": "ttv2"},
     "c-TTv2 EcRam preset": {**PRESET, "train.tt_algorithm": "c-ttv2", "train.tt_in_chop_prob": 0.01},
     "TTv2 preset, auto_scale off": {**PRESET, "train.tt_algorithm": "ttv2", "train.tt_auto_scale": False},

@@ -81,8 +81,8 @@ def digital_per_weight(name: str, train=None, sizes=None) -> float:
     out-choppers); TTv2 / c-TTv2 with ``tt_auto_scale`` add the running means m_x, m_d of every
     layer (2·L / weights); ``train.zero_shift`` (or, for tiki-taka,
     ``train.tt_zero_shift``) adds the zero offset of every weight (1). ``sizes``: the layer widths
-    (needed for c-TTv2 and auto-scale). The registry's figure is that of the defaults (tiki-taka: TTv2 with
-    zero-shift, 2)."""
+    (needed for c-TTv2 and auto-scale). The registry's figure is that of the defaults without their per-layer
+    values (tiki-taka: TTv2 with zero-shift, 2; the defaults' auto-scale adds 2·L / weights)."""
     s = get(name)
     if train is None:
         return s.digital_per_weight
@@ -90,7 +90,7 @@ def digital_per_weight(name: str, train=None, sizes=None) -> float:
     if s.code == TIKI_TAKA:
         alg = str(getattr(train, "tt_algorithm", "ttv2"))
         d = 0.0 if alg == "ttv1" else 1.0
-        auto = alg != "ttv1" and bool(getattr(train, "tt_auto_scale", False))
+        auto = alg != "ttv1" and bool(getattr(train, "tt_auto_scale", True))
         if alg == "c-ttv2" or auto:
             if sizes is None:
                 raise ValueError("digital_per_weight: c-ttv2 and tt_auto_scale need the layer sizes")

@@ -70,15 +70,17 @@ def test_registry_params_and_storage():
     for key in tt.params:
         assert hasattr(config.Train(), key)
     sizes = [4, 8, 3]
-    t = config.with_changes(config.Train(), {"tt_zero_shift": False})
+    t = config.with_changes(config.Train(), {"tt_zero_shift": False, "tt_auto_scale": False})
     W = 5 * 8 + 9 * 3
     assert schemes.digital_per_weight("tiki-taka", config.with_changes(t, {"tt_algorithm": "ttv1"}), sizes) == 0.0
     assert schemes.digital_per_weight("tiki-taka", config.with_changes(t, {"tt_algorithm": "ttv2"}), sizes) == 1.0
     assert schemes.digital_per_weight("tiki-taka", config.with_changes(t, {"tt_algorithm": "c-ttv2"}), sizes) == \
         pytest.approx(1.0 + (5 + 9) / W)
     assert schemes.digital_per_weight("direct", config.with_changes(t, {"zero_shift": True}), sizes) == 1.0
-    # the defaults: TTv2 with A zero-shift calibrated (H and the offset), the registry's figure
-    assert schemes.digital_per_weight("tiki-taka", config.Train(), sizes) == tt.digital_per_weight == 2.0
+    # the defaults without auto-scale: TTv2 with A zero-shift calibrated (H and the offset), the registry's figure
+    assert tt.digital_per_weight == 2.0
+    assert schemes.digital_per_weight("tiki-taka", config.with_changes(config.Train(), {"tt_auto_scale": False}),
+                                      sizes) == 2.0
     with pytest.raises(InputError, match="train.tt_algorithm"):
         config.with_changes(config.Params(), {"train.tt_algorithm": "ttv3"})
     p = config.with_changes(config.Params(), {"train.scheme": "tiki-taka", "train.tt_algorithm": "c-ttv2",

@@ -4,7 +4,8 @@ n_max·ε / (m_x·m_d) with running means of each layer's largest |input| and |e
 ``updateAutoScale``), ``tt_auto_momentum``, ``tt_scale_fast_lr``, ``tt_auto_granularity`` (H's
 threshold × g / samples per sweep) and ``tt_correct_gradient_magnitudes`` (A's read enters H
 divided by A's rate). The state (m_x, m_d per layer) is in the checkpoint, ``run.zarr`` and the
-storage ledger; ttv1 refuses the options."""
+storage ledger; ttv1 ignores the options (aihwkit's TransferCompound has none). They are the
+defaults, with aihwkit's TTv2EcRamPreset values."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ import pytest
 from pipeline import config, store
 from pipeline.crossbar import kernels as K
 from pipeline.crossbar import schemes as KS
-from pipeline.errors import InputError
 from pipeline.training import loop, run, schemes
 from tests.training.test_schemes import _iris_run, same_with_one_and_two_threads
 from tests.training.test_tiki_taka import _A, _C, _fill_A, _tt_net, _zeros
@@ -243,20 +243,32 @@ def test_run_store_holds_the_means_and_the_ledger_counts_them(tmp_path):
 # ------------------------------------------------------------------------------- params, storage
 
 
-def test_storage_and_ttv1_refusal():
+def test_storage_and_ttv1_ignores_the_options():
     sizes = [4, 8, 3]
     W = 5 * 8 + 9 * 3
     t = config.with_changes(config.Train(), {"tt_zero_shift": False, "tt_auto_scale": True})
     dpw = schemes.digital_per_weight
     assert dpw("tiki-taka", t, sizes) == pytest.approx(1.0 + 4 / W)  # H and m_x, m_d of two layers
     assert dpw("tiki-taka", config.with_changes(t, {"tt_auto_scale": False}), sizes) == 1.0
-    for key, value in (("tt_auto_scale", True), ("tt_auto_granularity", 1000.0),
-                       ("tt_correct_gradient_magnitudes", True)):
-        p = config.with_changes(config.Params(), {"train.scheme": "tiki-taka", "train.tt_algorithm": "ttv1",
-                                                  f"train.{key}": value})
-        with pytest.raises(InputError, match=f"train.{key}"):
-            run.make_config(p, "progressive", 0)
-        ok = config.with_changes(p, {"train.tt_algorithm": "ttv2"})
-        run.make_config(ok, "progressive", 0)
-    # ttv1 holds no auto-scale state: the options are refused there, and the ledger adds nothing
+    # ttv1 (aihwkit's TransferCompound) has none of the three: it runs without them and holds nothing
+    p = config.with_changes(config.Params(), {"train.scheme": "tiki-taka", "train.tt_algorithm": "ttv1",
+                                              "train.tt_auto_scale": True, "train.tt_auto_granularity": 1000.0,
+                                              "train.tt_correct_gradient_magnitudes": True})
+    c = run.make_config(p, "progressive", 0)
+    assert not c.tt_auto_scale and c.tt_auto_granularity == 0.0 and not c.tt_correct_gradient
+    c2 = run.make_config(config.with_changes(p, {"train.tt_algorithm": "ttv2"}), "progressive", 0)
+    assert c2.tt_auto_scale and c2.tt_auto_granularity == 1000.0 and c2.tt_correct_gradient
     assert dpw("tiki-taka", config.with_changes(t, {"tt_algorithm": "ttv1"}), sizes) == 0.0
+
+
+def test_defaults_are_aihwkits_ttv2_ecram_preset():
+    """aihwkit 1.2.0 TTv2EcRamPreset: fast_lr 0.1 (scale_fast_lr false), auto_scale, auto_granularity
+    500, transfer_lr 1, one pulse per transfer, no chopper (ttv2); the registry's storage figure
+    is the defaults' up to the 2·L running means."""
+    t = config.Train()
+    assert (t.tt_algorithm, t.tt_fast_lr, t.tt_scale_fast_lr, t.tt_auto_scale, t.tt_auto_granularity,
+            t.tt_transfer_lr, t.tt_max_steps, t.tt_auto_momentum) == ("ttv2", 0.1, False, True, 500.0, 1.0, 1, 0.99)
+    sizes = [64, 16, 10]
+    W = 65 * 16 + 17 * 10
+    assert schemes.digital_per_weight("tiki-taka", t, sizes) == pytest.approx(
+        schemes.get("tiki-taka").digital_per_weight + 4 / W)

@@ -270,7 +270,7 @@ def test_storage_of_the_choppers_and_float_ignores():
     sizes = [4, 8, 3]
     cols, rows = 5 + 9, 8 + 3
     W = 5 * 8 + 9 * 3
-    t = config.with_changes(config.Train(), {"tt_zero_shift": False, "tt_algorithm": "c-ttv2"})
+    t = config.with_changes(config.Train(), {"tt_zero_shift": False, "tt_algorithm": "c-ttv2", "tt_auto_scale": False})
     dpw = schemes.digital_per_weight
     assert dpw("tiki-taka", t, sizes) == pytest.approx(1.0 + cols / W)
     assert dpw("tiki-taka", config.with_changes(t, {"tt_transfer_columns": False}), sizes) == pytest.approx(1 + rows / W)
@@ -357,4 +357,4 @@ record: {every: 50, probes: 0}
     assert (np.concatenate([ds[f"chop_rows_{l}"].values for l in range(2)]) == -1).any()
     assert (np.concatenate([ds[f"chop_{l}"].values for l in range(2)]) == -1).any()
     W = 5 * 6 + 7 * 3
-    assert ds.attrs["scheme_digital_per_weight"] == pytest.approx(1.0 + (9 + 12) / W)
+    assert ds.attrs["scheme_digital_per_weight"] == pytest.approx(1.0 + (9 + 12) / W + 2 * 2 / W)  # + m_x, m_d
