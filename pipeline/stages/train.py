@@ -151,7 +151,7 @@ class Recorder:
                 self.s.array(f"zero_{l}", (f"row_{l}", f"col_{l}"), (r, c), data=layer_block(dev.zero, dev, l),
                              attrs={"units": "S", "description": f"zero-shift offset of the written pair of layer "
                                     f"{l} (its read at the symmetry point)"})
-            if tt and p.train.tt_auto_scale:
+            if tt and su.cfg.tt_auto_scale:  # (ttv1 ignores the option)
                 L = su.net.n_layers
                 self.s.array(f"tt_amax_{l}", ("amax_of",), (2,), data=np.array([state.amax[l], state.amax[L + l]]),
                              attrs={"units": "1", "amax_of": "input, error", "description":

@@ -235,9 +235,15 @@ def test_run_store_holds_the_means_and_the_ledger_counts_them(tmp_path):
     for l in range(2):
         m = ds[f"tt_amax_{l}"].values
         assert m.shape == (2,) and (m > 0).all()
-    sizes = [4, 4, 3]
     W = 5 * 4 + 5 * 3
     assert ds.attrs["scheme_digital_per_weight"] == pytest.approx(1 + (5 + 5) / W + 2 * 2 / W + 1)
+    # ttv1 ignores auto-scale (on by default): no means stored, none counted
+    code, out = run_cli(["train", "-a", "progressive", "--arrays", str(tmp_path / "arrays.zarr"), "--params",
+                         str(tmp_path / "params.yaml"), "--out", str(tmp_path / "run1"), "--set",
+                         "train.scheme=tiki-taka", "--set", "train.tt_algorithm=ttv1", "--set", "train.epochs=1"])
+    assert code == 0, out
+    ds1 = store.open_dataset(tmp_path / "run1" / "run.zarr")
+    assert "tt_amax_0" not in ds1.data_vars and ds1.attrs["scheme_digital_per_weight"] == 1.0  # A's zero only
 
 
 # ------------------------------------------------------------------------------- params, storage
