@@ -307,9 +307,13 @@ def tt_chop_size(dev, cfg):
 
 
 @njit(cache=True)
-def _running_max(amax, k, v, momentum):
-    """aihwkit's ``updateAutoScale`` (mini-batch of one): m ← v at the first positive v, then
-    m ← momentum·m + (1 − momentum)·v for every positive v (a zero v leaves m)."""
+def _mean_of_max(amax, k, x, momentum):
+    """aihwkit's ``updateAutoScale`` (mini-batch of one) of running mean ``amax[k]`` with
+    v = max|x|: m ← v at the first positive v, then m ← momentum·m + (1 − momentum)·v for every
+    positive v (an all-zero ``x`` leaves m)."""
+    v = 0.0
+    for i in range(x.shape[0]):
+        v = max(v, abs(x[i]))
     if amax[k] <= 0.0:
         amax[k] = v
     elif v > 0.0:
@@ -380,8 +384,8 @@ def write_layer(s, st, wk, flt, l, step):
         if s.cfg.tt_auto_scale:
             if st.amax.shape[0] != 2 * dev.rows.shape[0]:
                 raise ValueError("tiki-taka auto-scale without its running means (State.amax)")
-            _running_max(st.amax, l, np.abs(a).max(), s.cfg.tt_auto_momentum)
-            _running_max(st.amax, dev.rows.shape[0] + l, np.abs(d).max(), s.cfg.tt_auto_momentum)
+            _mean_of_max(st.amax, l, a, s.cfg.tt_auto_momentum)
+            _mean_of_max(st.amax, dev.rows.shape[0] + l, d, s.cfg.tt_auto_momentum)
         up, dn = KS.tt_write_fast(st.g, dev, s.ph, l, d, a, tt_fast_rate(s.cfg, s.ph, s.lrs, st.amax, l), st.chop,
                                   chopped, s.cfg.seed, step, st.cnt_up, st.cnt_dn, st.t)
         st.ledger[L_PULSES_UP] += up

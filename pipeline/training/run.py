@@ -126,7 +126,7 @@ def make_config(p, algorithm: str, seed: int) -> loop.Config:
     if t.scheme == "tiki-taka" and t.tt_algorithm == "c-ttv2" and t.tt_gamma != 0.0:
         raise InputError("train.tt_gamma", f"got {t.tt_gamma}, but c-ttv2 holds A chopped and this tile reads A "
                          "and C in one summed read, so A cannot be de-chopped in the forward weight; expected 0")
-    v2 = t.tt_algorithm != "ttv1"  # ChoppedTransferCompound's rate options; ttv1 (TransferCompound) has none
+    auto_scale, auto_granularity, correct = schemes.tt_rate_options(t)
     return loop.Config(algorithm=algorithms.CODES[algorithm], hidden=loop.ACTIVATION_CODES[n.activation],
                        output=loop.ACTIVATION_CODES[n.output], loss=0 if n.loss == "mse" else 1,
                        derivative=0 if n.derivative == "exact" else 1, seed=int(seed),
@@ -142,10 +142,9 @@ def make_config(p, algorithm: str, seed: int) -> loop.Config:
                        tt_max_steps=int(t.tt_max_steps), tt_transfer_columns=bool(t.tt_transfer_columns),
                        tt_random_selection=bool(t.tt_random_selection), tt_in_chop_random=bool(t.tt_in_chop_random),
                        tt_out_chop_prob=float(t.tt_out_chop_prob), tt_with_reset_prob=float(t.tt_with_reset_prob),
-                       tt_scale_fast_lr=bool(t.tt_scale_fast_lr), tt_auto_scale=bool(t.tt_auto_scale) and v2,
-                       tt_auto_momentum=float(t.tt_auto_momentum),
-                       tt_auto_granularity=float(t.tt_auto_granularity) if v2 else 0.0,
-                       tt_correct_gradient=bool(t.tt_correct_gradient_magnitudes) and v2)
+                       tt_scale_fast_lr=bool(t.tt_scale_fast_lr), tt_auto_scale=auto_scale,
+                       tt_auto_momentum=float(t.tt_auto_momentum), tt_auto_granularity=auto_granularity,
+                       tt_correct_gradient=correct)
 
 
 def setup(p, algorithm: str, seed: int, net: arr.Crossbars, data: datasets.Split | None = None) -> Setup:

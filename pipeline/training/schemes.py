@@ -72,6 +72,16 @@ CARRY = CODES["carry"]
 TIKI_TAKA = CODES["tiki-taka"]
 
 
+def tt_rate_options(train) -> tuple[bool, float, bool]:
+    """The ChoppedTransferCompound rate options a tiki-taka run uses: (auto_scale, auto_granularity,
+    correct_gradient_magnitudes) from ``train``; ttv1 (aihwkit's TransferCompound) has none and
+    ignores them. Missing keys (stores written before the options existed) read as off."""
+    if str(getattr(train, "tt_algorithm", "ttv2")) == "ttv1":
+        return False, 0.0, False
+    return (bool(getattr(train, "tt_auto_scale", False)), float(getattr(train, "tt_auto_granularity", 0.0)),
+            bool(getattr(train, "tt_correct_gradient_magnitudes", False)))
+
+
 def digital_per_weight(name: str, train=None, sizes=None) -> float:
     """Digital values held per weight between samples by scheme ``name`` with the ``train``
     params (None: the registry's figure, for the scheme's default variant): tiki-taka holds
@@ -90,7 +100,7 @@ def digital_per_weight(name: str, train=None, sizes=None) -> float:
     if s.code == TIKI_TAKA:
         alg = str(getattr(train, "tt_algorithm", "ttv2"))
         d = 0.0 if alg == "ttv1" else 1.0
-        auto = alg != "ttv1" and bool(getattr(train, "tt_auto_scale", True))
+        auto = tt_rate_options(train)[0]
         if alg == "c-ttv2" or auto:
             if sizes is None:
                 raise ValueError("digital_per_weight: c-ttv2 and tt_auto_scale need the layer sizes")
