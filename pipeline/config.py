@@ -93,7 +93,9 @@ class Array:
     out_clip: float = _f(0.0, lo=0.0, doc="clip every read output to +-out_clip (0: off)")
     drift_tau: float = _f(0.0, lo=0.0, doc="retention time constant in samples (0: no drift)")
     drift_rest: float = _f(0.5, lo=0.0, hi=1.0, doc="normalised rest conductance of the drift")
-    encoding: str = _f("stochastic", choices=("nearest", "stochastic", "floor", "sign"))
+    encoding: str = _f("stochastic", choices=("nearest", "stochastic", "floor", "sign", "stochastic-sparse"),
+                       doc="stochastic-sparse: stochastic rounding with the same probabilities, sampled row by row "
+                           "(cost per pulse, not per cross-point; other draws than stochastic)")
     n_max: int = _f(31, lo=1, doc="pulse cap per device per update")
     threshold: float = _f(0.5, lo=0.0, doc="sign encoding: pulse when |dW| > threshold x nominal step")
 

@@ -18,7 +18,8 @@ on every device of the line. Then optional clipping to ``±out_clip`` and ADC qu
 ``adc_bits`` over ``±adc_range``.
 
 Updates: ``n = round(|ΔW| / Δw_nominal)`` by the chosen encoding (nearest, stochastic rounding,
-floor, or sign: one pulse when ``|ΔW| > threshold·Δw_nominal``), capped at ``n_max``; each pulse
+floor, or sign: one pulse when ``|ΔW| > threshold·Δw_nominal``; stochastic-sparse: stochastic
+rounding whose draws of an outer-product write are made row by row, see ``updates._rows``), capped at ``n_max``; each pulse
 goes through the device law one at a time (``law.apply_pulses``). ``Δw_nominal`` is the mean step
 of the polarity used (potentiation ``dw_pot``, depression ``dw_dep``), so the controller
 compensates the mean up/down asymmetry. Differential policy for ΔW > 0: potentiate G⁺ (0),
@@ -47,12 +48,12 @@ their users (``from pipeline.crossbar import kernels as K``).
 from __future__ import annotations
 
 from .layout import (  # noqa: F401
-    ENC_FLOOR, ENC_NEAREST, ENC_SIGN, ENC_STOCHASTIC, ENCODINGS, MAP_DIFFERENTIAL, MAP_PLANES, MAP_REFERENCE, MAPPINGS,
+    ENC_FLOOR, ENC_NEAREST, ENC_SIGN, ENC_SPARSE, ENC_STOCHASTIC, ENCODINGS, MAP_DIFFERENTIAL, MAP_PLANES, MAP_REFERENCE, MAPPINGS,
     POL_ALTERNATE, POL_DEPRESS, POL_POTENTIATE, POLICIES, SHAPED, Devices, Physics, tile)
 from .reads import (  # noqa: F401
     read_fwd, read_fwd_t, read_forward, read_forward_parallel, read_forward_t, read_forward_t_parallel, read_tr, read_tr_t,
     read_transposed, read_transposed_parallel, read_transposed_t, read_transposed_t_parallel, sync_all, term, terms,
     weight, weights)
 from .updates import (  # noqa: F401
-    Q_HUGE, ROW_BLOCK, _PHI2, drift, potentiate_route, program, pulse_count, update_layer, update_layer_parallel,
+    Q_HUGE, ROW_BLOCK, ROWS_TAG, SPARSE_P_MAX, _PHI2, drift, potentiate_route, program, pulse_count, update_layer, update_layer_parallel,
     update_layer_serial)

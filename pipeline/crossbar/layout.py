@@ -14,8 +14,12 @@ from ..devices.families import REGISTRY
 SHAPED = np.array([bool(f.shape_params) for f in sorted(REGISTRY, key=lambda f: f.code)])
 MAP_DIFFERENTIAL, MAP_REFERENCE, MAP_PLANES = 0, 1, 2
 MAPPINGS = {"differential": MAP_DIFFERENTIAL, "reference": MAP_REFERENCE}  # the params' choices
-ENC_NEAREST, ENC_STOCHASTIC, ENC_FLOOR, ENC_SIGN = 0, 1, 2, 3
-ENCODINGS = {"nearest": ENC_NEAREST, "stochastic": ENC_STOCHASTIC, "floor": ENC_FLOOR, "sign": ENC_SIGN}
+ENC_NEAREST, ENC_STOCHASTIC, ENC_FLOOR, ENC_SIGN, ENC_SPARSE = 0, 1, 2, 3, 4
+# ENC_SPARSE: stochastic rounding with the same per-device probabilities, its Bernoulli draws of
+# an outer-product write sampled row by row by geometric skips (updates._rows); element-wise writes
+# (programming, transfers, mixed precision) round device by device as ENC_STOCHASTIC
+ENCODINGS = {"nearest": ENC_NEAREST, "stochastic": ENC_STOCHASTIC, "floor": ENC_FLOOR, "sign": ENC_SIGN,
+             "stochastic-sparse": ENC_SPARSE}
 POL_POTENTIATE, POL_DEPRESS, POL_ALTERNATE = 0, 1, 2
 POLICIES = {"potentiate": POL_POTENTIATE, "depress": POL_DEPRESS, "alternate": POL_ALTERNATE}
 

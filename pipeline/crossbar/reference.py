@@ -17,7 +17,7 @@ import numpy as np
 
 from ..devices import law
 from . import kernels as K
-from ..rng import STREAM_PULSE, STREAM_ROUND, key3_np, key4_np, normal_key_np, uniform_key_np
+from ..rng import STREAM_PULSE, STREAM_ROUND, _mix_np, key3_np, key4_np, normal_key_np, uniform_key_np
 
 # ------------------------------------------------------------------------------------- weights
 
@@ -73,7 +73,7 @@ def pulse_count(q, ph, key_round):
     q = min(q, K.Q_HUGE)
     if ph.encoding == K.ENC_NEAREST:
         n = math.floor(q + 0.5)
-    elif ph.encoding == K.ENC_STOCHASTIC:
+    elif ph.encoding in (K.ENC_STOCHASTIC, K.ENC_SPARSE):  # (a sparse outer product: update_layer)
         n = math.floor(q) + (1 if uniform_key_np(key_round, 0) < q - math.floor(q) else 0)
     elif ph.encoding == K.ENC_FLOOR:
         n = math.floor(q)
@@ -127,15 +127,20 @@ def route(dw, ph, step, dev=None):
     return (plus, 1, dw * (1.0 / ph.dw_pot)) if dw > 0 else (plus, -1, -dw * (1.0 / ph.dw_dep))
 
 
-def program(g, dev, ph, dw, seed, step, cnt_up, cnt_dn):
-    """Write per-cross-point changes dw (N,) as pulses; returns new (g, cnt_up, cnt_dn, up, dn)."""
+def program(g, dev, ph, dw, seed, step, cnt_up, cnt_dn, decide=None):
+    """Write per-cross-point changes dw (N,) as pulses; returns new (g, cnt_up, cnt_dn, up, dn).
+    ``decide``: {idx: pulse count} of the devices whose count was already drawn (a sparse write's
+    rows); the others round by the encoding."""
     g, cnt_up, cnt_dn = g.copy(), cnt_up.copy(), cnt_dn.copy()
     N = g.shape[1]
     up = dn = 0
     for idx in np.flatnonzero(dw):
         pair, pol, q = route(float(dw[idx]), ph, step, dev)
         flat = pair * N + int(idx)
-        n = pulse_count(q, ph, key4_np(seed, STREAM_ROUND, step, flat))
+        if decide is not None and int(idx) in decide:
+            n = decide[int(idx)]
+        else:
+            n = pulse_count(q, ph, key4_np(seed, STREAM_ROUND, step, flat))
         if n == 0 or dev.stuck[pair, idx]:
             continue
         g[pair, idx] = apply_pulses(float(g[pair, idx]), n, pol, ph, dev, pair, idx, pulse_key(seed, step, flat))
@@ -155,11 +160,56 @@ def pulse_key(seed, step, flat):
 
 
 def update_layer(g, dev, ph, layer, d, a, lr, seed, step, cnt_up, cnt_dn):
-    """ΔW = -lr·d·aᵀ on ``layer`` (ΔW_ij = (-lr·d_i)·a_j) as pulses."""
+    """ΔW = -lr·d·aᵀ on ``layer`` (ΔW_ij = (-lr·d_i)·a_j) as pulses; a stochastic-sparse array
+    draws the pulse counts of its rows below ``SPARSE_P_MAX`` by :func:`sparse_rows`."""
     r, c, o = int(dev.rows[layer]), int(dev.cols[layer]), int(dev.off[layer])
     dw = np.zeros(g.shape[1])
-    dw[o:o + r * c] = ((-lr * np.asarray(d, float))[:, None] * np.asarray(a, float)[None, :]).ravel()
-    return program(g, dev, ph, dw, seed, step, cnt_up, cnt_dn)
+    s = -lr * np.asarray(d, float)
+    dw[o:o + r * c] = (s[:, None] * np.asarray(a, float)[None, :]).ravel()
+    decide = sparse_rows(ph, dev, s, np.asarray(a, float), o, seed, step) if ph.encoding == K.ENC_SPARSE else None
+    return program(g, dev, ph, dw, seed, step, cnt_up, cnt_dn, decide)
+
+
+def sparse_rows(ph, dev, s, a, o, seed, step):
+    """{idx: 0 or 1} for every visited cross-point of the rows of ΔW = s·aᵀ that a stochastic-sparse
+    write samples by row (DESIGN: p = |s_i|·max|a|·max(1/dw_pot, 1/dw_dep) < SPARSE_P_MAX; candidates
+    Geometric(p) visited columns apart, each firing with probability q_ij / p)."""
+    nz = [j for j in range(len(a)) if a[j] != 0.0]  # NaN included, as the kernels' column compaction
+    amax = max([abs(float(a[j])) for j in nz if not math.isnan(a[j])], default=0.0)
+    amax_inv = amax * max(1.0 / ph.dw_pot, 1.0 / ph.dw_dep)
+    kr = key3_np(seed, STREAM_ROUND, step)
+    out = {}
+    for i, si in enumerate(s):
+        si = float(si)
+        if si == 0.0:  # (d_i = ±0)
+            continue
+        p = abs(si) * amax_inv
+        if not p < K.SPARSE_P_MAX:
+            continue  # device by device (also NaN)
+        row = o + i * len(a)
+        for j in nz:
+            out[row + j] = 0
+        if not p > 0.0:
+            continue
+        with np.errstate(over="ignore"):
+            krow = np.uint64(_mix_np(np.uint64(kr) ^ K.ROWS_TAG ^ np.uint64(row)))
+        lp = math.log1p(-p)
+        jj, t = -1, 0
+        while True:
+            gf = math.log(1.0 - uniform_key_np(krow, 2 * t)) / lp
+            if gf >= len(nz):
+                break
+            jj += 1 + int(gf)
+            if jj >= len(nz):
+                break
+            ua = uniform_key_np(krow, 2 * t + 1)
+            t += 1
+            dw = si * float(a[nz[jj]])
+            if dw == 0.0:
+                continue
+            q = route(dw, ph, step, dev)[2]
+            out[row + nz[jj]] = min(1 if ua < q / p else 0, ph.n_max)
+    return out
 
 
 def drift(g, dev, ph):

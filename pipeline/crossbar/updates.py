@@ -10,10 +10,14 @@ from numba import njit, prange, uint64
 from ..devices.law import POWER, SOFT_BOUNDS, TABLE, clip, parametric_step, table_step
 from ..rng import STREAM_PULSE, STREAM_ROUND, key3, subkey, uniform
 from .reads import nonzero, term  # noqa: F401  (also the write path's column compaction: skipped columns get ΔW = ±0 or NaN, no pulse, and draws are keyed on the device)
-from .layout import (ENC_FLOOR, ENC_NEAREST, ENC_STOCHASTIC, MAP_DIFFERENTIAL, MAP_PLANES, MAP_REFERENCE, POL_ALTERNATE,
+from .layout import (ENC_FLOOR, ENC_NEAREST, ENC_SPARSE, ENC_STOCHASTIC, MAP_DIFFERENTIAL, MAP_PLANES, MAP_REFERENCE, POL_ALTERNATE,
                      POL_POTENTIATE, SHAPED)
 
 _PHI2 = np.uint64(0xD1B54A32D192ED03)  # odd multiplier spreading the device index over the pulse key
+# stochastic-sparse: the row draws' key is subkey(key3(seed, STREAM_ROUND, step) ^ ROWS_TAG, row's first flat
+# index); the tag's set bits lie above every flat index, so no row key equals a device's rounding key
+ROWS_TAG = np.uint64(0xA5A5 << 48)
+SPARSE_P_MAX = 0.25  # a row is sampled sparsely when its largest request is below this (else device by device)
 
 # ---------------------------------------------------------------------------------------- updates
 
@@ -31,7 +35,7 @@ def pulse_count(q, ph, key_round_prefix, flat, encoding):
     q = min(q, Q_HUGE)
     if encoding == ENC_NEAREST:
         n = int(np.floor(q + 0.5))
-    elif encoding == ENC_STOCHASTIC:
+    elif encoding == ENC_STOCHASTIC or encoding == ENC_SPARSE:  # (a sparse write's rows: updates._rows)
         fl = np.floor(q)
         n = int(fl) + (1 if uniform(subkey(key_round_prefix, flat), 0) < q - fl else 0)
     elif encoding == ENC_FLOOR:
@@ -90,18 +94,28 @@ ROW_BLOCK = 8  # rows per task of the threaded update
 
 
 @njit(cache=True, error_model="numpy")
-def _write_rows(g, dev, ph, base, c, i0, i1, d, a, nz, m, lr, kp, kr, pot_route, cnt_up, cnt_dn, t):
+def _write_rows(g, dev, ph, base, c, i0, i1, d, a, nz, m, lr, kp, kr, pot_route, cnt_up, cnt_dn, t, rows=False):
     """:func:`_rows` with the device family, mapping and encoding as constants for the common
-    cases (soft-bounds or power steps with nearest or stochastic rounding on differential pairs,
-    soft-bounds nearest on a reference mapping: the loop then carries no branch on them)."""
+    cases (soft-bounds or power steps with nearest, stochastic or stochastic-sparse rounding on
+    differential pairs, soft-bounds nearest on a reference mapping: the loop then carries no branch
+    on them). ``rows``: the write is an outer product, so a stochastic-sparse array samples it row
+    by row; otherwise (element-wise requests) stochastic-sparse rounds device by device."""
     fam, enc, mp = ph.family, ph.encoding, ph.mapping
+    if enc == ENC_SPARSE and not rows:
+        enc = ENC_STOCHASTIC
     if mp == MAP_DIFFERENTIAL:
         if fam == POWER and enc == ENC_STOCHASTIC:  # the fitted default device
             return _rows(g, dev, ph, base, c, i0, i1, d, a, nz, m, lr, kp, kr, pot_route, cnt_up, cnt_dn, t,
                          POWER, MAP_DIFFERENTIAL, ENC_STOCHASTIC)
+        if fam == POWER and enc == ENC_SPARSE:
+            return _rows(g, dev, ph, base, c, i0, i1, d, a, nz, m, lr, kp, kr, pot_route, cnt_up, cnt_dn, t,
+                         POWER, MAP_DIFFERENTIAL, ENC_SPARSE)
         if fam == SOFT_BOUNDS and enc == ENC_STOCHASTIC:
             return _rows(g, dev, ph, base, c, i0, i1, d, a, nz, m, lr, kp, kr, pot_route, cnt_up, cnt_dn, t,
                          SOFT_BOUNDS, MAP_DIFFERENTIAL, ENC_STOCHASTIC)
+        if fam == SOFT_BOUNDS and enc == ENC_SPARSE:
+            return _rows(g, dev, ph, base, c, i0, i1, d, a, nz, m, lr, kp, kr, pot_route, cnt_up, cnt_dn, t,
+                         SOFT_BOUNDS, MAP_DIFFERENTIAL, ENC_SPARSE)
         if fam == SOFT_BOUNDS and enc == ENC_NEAREST:
             return _rows(g, dev, ph, base, c, i0, i1, d, a, nz, m, lr, kp, kr, pot_route, cnt_up, cnt_dn, t,
                          SOFT_BOUNDS, MAP_DIFFERENTIAL, ENC_NEAREST)
@@ -122,6 +136,16 @@ def _rows(g, dev, ph, base, c, i0, i1, d, a, nz, m, lr, kp, kr, pot_route, cnt_u
     its pulse k from ``(kp ^ f·φ₂, k)``, i.e. the word ``mix(kp ^ f·φ₂ ^ k·φ)``: the SplitMix
     pattern (a hash of a spread counter) with two counters, one hash per pulse.
 
+    ``ENC_SPARSE`` (stochastic rounding, sampled by row): a row whose largest request
+    p = |lr·d_i|·max_j|a_j|·max(1/dw_pot, 1/dw_dep) (in that order of products; every q_ij <= p)
+    is below ``SPARSE_P_MAX`` fires each visited cross-point with probability q_ij, as stochastic
+    rounding does, but draws only at candidates: candidate t of the row lies G_t ~ Geometric(p)
+    visited columns after the previous one (G_t = ⌊log(1 − u_{2t}) / log1p(−p)⌋) and fires with
+    probability q_ij / p (u_{2t+1} < q_ij / p), u_k = ``uniform(subkey(kr ^ ROWS_TAG, row), k)``,
+    ``row`` the flat index of the row's first cross-point. The other rows (p >= SPARSE_P_MAX, or
+    not finite) round device by device as ENC_STOCHASTIC. Expected draws per row: 2·p·m instead of
+    m, so a write's cost follows its pulses rather than its cross-points.
+
     Speed: this is the hot loop, written out in one function. Numba increments and decrements the
     reference count of every array handed to a call (or to an ``inline="always"`` function) —
     atomics on counters that threads share — so the loop calls only scalar helpers, the arrays are
@@ -139,12 +163,49 @@ def _rows(g, dev, ph, base, c, i0, i1, d, a, nz, m, lr, kp, kr, pot_route, cnt_u
     inv_pot = 1.0 / ph.dw_pot
     inv_dep = 1.0 / ph.dw_dep
     cached = t.shape[0] != 0
+    sparse = encoding == ENC_SPARSE
+    amax_inv = 0.0  # sparse: max_j |a_j| (visited columns; NaN never wins) × the larger inverse step
+    if sparse:
+        amax = 0.0
+        for jj in range(m):
+            v = abs(a[nz[jj]])
+            if v > amax:
+                amax = v
+        amax_inv = amax * max(inv_pot, inv_dep)
     for i in range(i0, i1):
         if d[i] == 0.0:
             continue
         s = -lr * d[i]
         row = base + i * c
-        for jj in range(m):
+        by_row = False
+        pr = 0.0  # the row's largest request
+        lp = 0.0
+        krow = uint64(0)
+        if sparse:
+            pr = abs(s) * amax_inv
+            if pr < SPARSE_P_MAX:  # (NaN: device by device)
+                if not pr > 0.0:
+                    continue  # every request of the row is 0: no pulse
+                by_row = True
+                lp = np.log1p(-pr)
+                krow = subkey(kr ^ ROWS_TAG, row)
+        jj = -1
+        cand = 0
+        while True:
+            ua = 0.0
+            if by_row:  # the next candidate: G ~ Geometric(p) visited columns on
+                gf = np.log(1.0 - uniform(krow, 2 * cand)) / lp
+                if gf >= m:
+                    break
+                jj += 1 + int(gf)
+                if jj >= m:
+                    break
+                ua = uniform(krow, 2 * cand + 1)
+                cand += 1
+            else:
+                jj += 1
+                if jj >= m:
+                    break
             j = nz[jj]
             dw = s * a[j]
             if dw == 0.0:
@@ -154,7 +215,10 @@ def _rows(g, dev, ph, base, c, i0, i1, d, a, nz, m, lr, kp, kr, pot_route, cnt_u
             if planes:
                 pair = w_plus if pair == 0 else w_minus
             flat = pair * N + idx
-            n = pulse_count(q, ph, kr, flat, encoding)
+            if by_row:
+                n = min(1 if ua < q / pr else 0, ph.n_max)
+            else:
+                n = pulse_count(q, ph, kr, flat, encoding)
             # unsigned indices: numba then skips the negative-index wraparound on every access
             p = np.uint64(pair)
             u = np.uint64(idx)
@@ -202,7 +266,7 @@ def update_layer_serial(g, dev, ph, layer, d, a, lr, seed, step, cnt_up, cnt_dn,
     nz, m = nonzero(a, c)
     return _write_rows(g, dev, ph, dev.off[layer], c, 0, dev.rows[layer], d, a, nz, m, lr,
                        key3(seed, STREAM_PULSE, step), key3(seed, STREAM_ROUND, step), potentiate_route(ph, step),
-                       cnt_up, cnt_dn, cache_or_none(t))
+                       cnt_up, cnt_dn, cache_or_none(t), True)
 
 
 @njit(cache=False, parallel=True)  # never cached: see module docstring
@@ -220,7 +284,7 @@ def update_layer_parallel(g, dev, ph, layer, d, a, lr, seed, step, cnt_up, cnt_d
     dns = np.zeros(nblk, np.int64)
     for b in prange(nblk):
         u, v = _write_rows(g, dev, ph, dev.off[layer], dev.cols[layer], b * ROW_BLOCK, min(r, (b + 1) * ROW_BLOCK),
-                           d, a, nz, m, lr, kp, kr, pot, cnt_up, cnt_dn, tc)
+                           d, a, nz, m, lr, kp, kr, pot, cnt_up, cnt_dn, tc, True)
         ups[b] = u
         dns[b] = v
     return ups.sum(), dns.sum()
