@@ -245,30 +245,39 @@ def work(dev):
 
 
 @njit(cache=True)
-def forward(s, st, wk, flt, x, step, nread, noisy):
-    """One forward pass; returns the updated read counter ``nread`` (read noise stream)."""
+def forward(s, st, wk, flt, x, step, nread, noisy, start=0):
+    """One forward pass; returns the updated read counter ``nread`` (read noise stream).
+
+    ``start`` > 0: the layers below ``start`` are not evaluated again; their outputs in ``wk`` are
+    those of this sample's earlier pass (the caller guarantees that the reads would give the same
+    bits: no read noise, arrays not written since). Their reads still count in the ledger and the
+    read counter, as the hardware performs them."""
     dev, ph, cfg = s.dev, s.ph, s.cfg
     g, W, ledger = st.g, st.W, st.ledger
     A, Z, aoff, zoff = wk.A, wk.Z, wk.aoff, wk.zoff
     L = dev.rows.shape[0]
     n0 = dev.cols[0] - 1
-    for j in range(n0):
-        A[j] = x[j]
-    A[n0] = 1.0
+    if start == 0:
+        for j in range(n0):
+            A[j] = x[j]
+        A[n0] = 1.0
     for l in range(L):
-        xin = A[aoff[l]:aoff[l] + dev.cols[l]]
-        z = Z[zoff[l]:zoff[l] + dev.rows[l]]
-        if flt:
-            _float_fwd(W, dev, l, xin, z)
-        else:
-            K.read_forward_t(st.t, g, dev, ph, l, xin, z, key4(cfg.seed, STREAM_READ + nread, step, l), noisy)
+        if l >= start:
+            xin = A[aoff[l]:aoff[l] + dev.cols[l]]
+            z = Z[zoff[l]:zoff[l] + dev.rows[l]]
+            if flt:
+                _float_fwd(W, dev, l, xin, z)
+            else:
+                K.read_forward_t(st.t, g, dev, ph, l, xin, z, key4(cfg.seed, STREAM_READ + nread, step, l), noisy)
+        if not flt:
             nread += 1
             ledger[L_DEVICE_READS] += dev.rows[l] * dev.cols[l] * g.shape[0]
         ledger[L_READS] += 1
-        out = A[aoff[l + 1]:aoff[l + 1] + dev.rows[l]]
-        _activate(cfg.output if l == L - 1 else cfg.hidden, z, out)
-        if l < L - 1:
-            A[aoff[l + 1] + dev.rows[l]] = 1.0
+        if l >= start:
+            out = A[aoff[l + 1]:aoff[l + 1] + dev.rows[l]]
+            _activate(cfg.output if l == L - 1 else cfg.hidden, Z[zoff[l]:zoff[l] + dev.rows[l]], out)
+            if l < L - 1:
+                A[aoff[l + 1] + dev.rows[l]] = 1.0
     ledger[L_FORWARD] += 1
     return nread
 
@@ -429,9 +438,12 @@ def train_sample(s, st, wk, x, t, step, rec, record):
                 rec[zoff[l]:zoff[l + 1]] = D[zoff[l]:zoff[l + 1]]
             write_layer(s, st, wk, flt, l, step)
     else:  # O_PROGRESSIVE: a fresh forward pass before every layer's write
+        # layers 0 … l are not written yet this sample: with noise-free reads their outputs are
+        # those of the first pass, to the bit, so only layers l+1 … L-1 are evaluated again
+        same = flt or s.ph.read_noise == 0.0
         for l in range(L - 1, -1, -1):
             if l < L - 1:
-                nread = forward(s, st, wk, flt, x, step, nread, True)
+                nread = forward(s, st, wk, flt, x, step, nread, True, l + 1 if same else 0)
                 output_error(cfg, out_a, out_z, t, out_d, mode)
                 for k in range(L - 2, l - 1, -1):
                     nread = hidden_error(s, st, wk, flt, k, step, nread, True, mode)
