@@ -163,6 +163,17 @@ def _rows(g, dev, ph, base, c, i0, i1, d, a, nz, m, lr, kp, kr, pot_route, cnt_u
     inv_pot = 1.0 / ph.dw_pot
     inv_dep = 1.0 / ph.dw_dep
     cached = t.shape[0] != 0
+    f_idx = np.empty(m, np.int64)  # the pulses of one row: device, pair, signed count
+    f_pair = np.empty(m, np.int64)
+    f_n = np.empty(m, np.int64)
+    b_g = np.empty(m)  # and what their devices read: conductance, bounds, step, shape, counter, other plane
+    b_lo = np.empty(m)
+    b_hi = np.empty(m)
+    b_dg = np.empty(m)
+    b_gam = np.empty(m)
+    b_oth = np.empty(m)
+    b_cnt = np.empty(m, np.int64)
+    b_st = np.empty(m, np.uint8)
     sparse = encoding == ENC_SPARSE
     amax_inv = 0.0  # sparse: max_j |a_j| (visited columns; NaN never wins) × the larger inverse step
     if sparse:
@@ -189,6 +200,9 @@ def _rows(g, dev, ph, base, c, i0, i1, d, a, nz, m, lr, kp, kr, pot_route, cnt_u
                 by_row = True
                 lp = np.log1p(-pr)
                 krow = subkey(kr ^ ROWS_TAG, row)
+        # phase 1: the row's pulse counts (draws only, no device memory touched); phase 2: the
+        # pulses. Split so that the device loads of successive pulses do not wait on the draws.
+        nf = 0
         jj = -1
         cand = 0
         while True:
@@ -214,38 +228,61 @@ def _rows(g, dev, ph, base, c, i0, i1, d, a, nz, m, lr, kp, kr, pot_route, cnt_u
             pair, polarity, q = _route(dw, pairwise, pot_route, inv_pot, inv_dep)
             if planes:
                 pair = w_plus if pair == 0 else w_minus
-            flat = pair * N + idx
             if by_row:
                 n = min(1 if ua < q / pr else 0, ph.n_max)
             else:
-                n = pulse_count(q, ph, kr, flat, encoding)
-            # unsigned indices: numba then skips the negative-index wraparound on every access
-            p = np.uint64(pair)
-            u = np.uint64(idx)
-            if n == 0 or stuck[p, u] != 0:
+                n = pulse_count(q, ph, kr, pair * N + idx, encoding)
+            if n == 0:
                 continue
-            key = kp ^ (uint64(flat) * _PHI2)
-            lo = g_min[p, u]
-            hi = g_max[p, u]
-            if family == TABLE:
-                g[p, u] = _table_pulses(g[p, u], n, polarity, lo, hi, key, table[p, u], dev)
-            elif polarity > 0:
-                gam = gamma_up[p, u] if shaped else 0.0
-                g[p, u] = _pulses(g[p, u], n, 1, family, lo, hi, dg_up[p, u], gam, c2c, key)
+            f_idx[nf] = idx
+            f_pair[nf] = pair
+            f_n[nf] = n * polarity
+            nf += 1
+        # phase 2a: gather what the pulses read (independent loads, many misses in flight at once)
+        for k in range(nf):
+            # unsigned indices: numba then skips the negative-index wraparound on every access
+            p = np.uint64(f_pair[k])
+            u = np.uint64(f_idx[k])
+            b_st[k] = stuck[p, u]
+            b_g[k] = g[p, u]
+            b_lo[k] = g_min[p, u]
+            b_hi[k] = g_max[p, u]
+            if f_n[k] > 0:
+                b_dg[k] = dg_up[p, u]
+                b_gam[k] = gamma_up[p, u] if shaped else 0.0
+                b_cnt[k] = cnt_up[p, u]
             else:
-                gam = gamma_down[p, u] if shaped else 0.0
-                g[p, u] = _pulses(g[p, u], n, -1, family, lo, hi, dg_down[p, u], gam, c2c, key)
+                b_dg[k] = dg_down[p, u]
+                b_gam[k] = gamma_down[p, u] if shaped else 0.0
+                b_cnt[k] = cnt_dn[p, u]
+            if cached and mapping == MAP_DIFFERENTIAL:
+                b_oth[k] = g[np.uint64(1 - f_pair[k]), u]
+        # phase 2b: the pulses through the device law, then the stores
+        for k in range(nf):
+            if b_st[k] != 0:
+                continue
+            p = np.uint64(f_pair[k])
+            u = np.uint64(f_idx[k])
+            n = f_n[k]
+            polarity = 1 if n > 0 else -1
+            n = abs(n)
+            key = kp ^ (uint64(f_pair[k] * N + f_idx[k]) * _PHI2)
+            if family == TABLE:
+                gv = _table_pulses(b_g[k], n, polarity, b_lo[k], b_hi[k], key, table[p, u], dev)
+            else:
+                gv = _pulses(b_g[k], n, polarity, family, b_lo[k], b_hi[k], b_dg[k], b_gam[k], c2c, key)
+            g[p, u] = gv
             if polarity > 0:
-                cnt_up[p, u] += n
+                cnt_up[p, u] = b_cnt[k] + n
                 up += n
             else:
-                cnt_dn[p, u] += n
+                cnt_dn[p, u] = b_cnt[k] + n
                 dn += n
             if cached:  # keep the cached read term in step (reads.terms)
-                if mapping == MAP_DIFFERENTIAL:
-                    t[u] = g[0, u] - g[1, u]
+                if mapping == MAP_DIFFERENTIAL:  # = g[0, u] - g[1, u] (the other plane is not written in this row)
+                    t[u] = gv - b_oth[k] if f_pair[k] == 0 else b_oth[k] - gv
                 else:
-                    t[u] = term(g, dev, ph, idx)
+                    t[u] = term(g, dev, ph, f_idx[k])
     return up, dn
 
 
