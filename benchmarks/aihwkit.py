@@ -7,7 +7,9 @@
 
 - the project (one thread, the fitted default device, :mod:`benchmarks.mnist`'s ``Bench`` and
   ``throughput``: a warm-up epoch, then one timed jitted ``run_epoch``): ``progressive``,
-  ``backprop`` (on the devices) and ``backprop-float``;
+  ``backprop`` (on the devices) and ``backprop-float``, and ``progressive-sparse`` /
+  ``backprop-sparse``: the same with ``array.encoding: stochastic-sparse`` (the same rounding
+  probabilities, drawn row by row);
 - aihwkit (``benchmarks/aihwkit_worker.py`` in aihwkit's own venv, one persistent process per
   thread count, ``torch.set_num_threads`` and OpenMP/OpenBLAS pools at that count): AnalogLinear
   layers, ``SingleRPUConfig(device=SoftBoundsDevice())`` with default IO, update and mapping
@@ -46,7 +48,7 @@ import numba  # noqa: E402  (after the project: it sets the numba cache folder)
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "aihwkit.json"
 WORKER = HERE / "aihwkit_worker.py"
-PROJECT_ALGS = ("progressive", "backprop", "backprop-float")
+PROJECT_ALGS = ("progressive", "backprop", "backprop-float", "progressive-sparse", "backprop-sparse")
 UPDATE_REQUESTS = (1.0, 3.95)  # pulses per device requested of the project's 784×256 update
 
 
@@ -112,17 +114,27 @@ def summarise(rounds: list[dict], threads: list[int], project_threads=(1,)) -> d
         for t in threads:
             a, f = m[f"aihwkit-softbounds {t}t"], m[f"torch-fp32-sgd {t}t"]
             r[f"progressive / aihwkit {t}t"] = m["progressive"] / a
+            r[f"progressive-sparse / aihwkit {t}t"] = m["progressive-sparse"] / a
             r[f"backprop / aihwkit {t}t"] = m["backprop"] / a
             r[f"backprop-float / torch-fp32 {t}t"] = m["backprop-float"] / f
             r[f"aihwkit / torch-fp32 {t}t"] = a / f
             for n in more:
                 r[f"progressive {n}t / aihwkit {t}t"] = m[f"progressive {n}t"] / a
+                r[f"progressive-sparse {n}t / aihwkit {t}t"] = m[f"progressive-sparse {n}t"] / a
+        r["progressive / backprop-float"] = m["progressive"] / m["backprop-float"]
+        r["progressive-sparse / backprop-float"] = m["progressive-sparse"] / m["backprop-float"]
         for n in more:
             r[f"progressive {n}t / progressive 1t"] = m[f"progressive {n}t"] / m["progressive"]
         ratios["train"][net] = r
     for q, m in med["update_784x256"].items():
         ratios["update_784x256"][q] = {f"project 1t / aihwkit {t}t": m["project 1t"] / m[f"aihwkit {t}t"] for t in threads}
     return {"median": med, "ratios": ratios}
+
+
+def project(b, x, y) -> dict:
+    """The project's timings of one network: progressive, backprop, backprop-float with the array's
+    encoding (stochastic rounding), progressive-sparse and backprop-sparse with stochastic-sparse."""
+    return M.throughput(b, PROJECT_ALGS[:3], 1) | M.sparse_throughput(b.sizes, x, y, 1)
 
 
 def run_bench(samples: int, rounds: int, threads: list[int], python: str, update_repeats: int,
@@ -148,11 +160,11 @@ def run_bench(samples: int, rounds: int, threads: list[int], python: str, update
         for r in range(rounds):
             rr: dict = {"load_avg_start": os.getloadavg(), "train": {}, "update_784x256": {}}
             for net, b in benches.items():
-                cell = {"project": M.throughput(b, PROJECT_ALGS, 1)}
+                cell = {"project": project(b, x, y)}
                 for n in project_threads:
                     if n > 1:  # the threaded twin of the loop (same bits), then back to one thread
                         M.set_threads(n)
-                        cell[f"project {n}t"] = M.throughput(b, PROJECT_ALGS, 1)
+                        cell[f"project {n}t"] = project(b, x, y)
                         M.set_threads(1)
                 for t, w in workers.items():
                     cell[f"aihwkit {t}t"] = w.ask(cmd="train", sizes=b.sizes, lr=M.LR, orders=orders,
@@ -186,7 +198,7 @@ def run_bench(samples: int, rounds: int, threads: list[int], python: str, update
     for net in benches:
         first = out_rounds[0]["train"][net]
         pw = {"project_cross_points": cross_points[net]}
-        for alg in ("progressive", "backprop"):
+        for alg in ("progressive", "backprop", "progressive-sparse", "backprop-sparse"):
             p = first["project"][alg]["pulses_per_sample"]
             pw[f"project {alg} pulses_per_sample"] = p
             pw[f"project {alg} pulses_per_cross_point_per_sample"] = p / cross_points[net]
@@ -220,9 +232,9 @@ def table(res: dict) -> str:
     th = res["aihwkit_threads"]
     lines = [f"samples {res['samples']}, rounds {res['rounds']}, load average {res['machine']['load_avg_start'][0]:.2f} "
              f"-> {res['machine']['load_avg_end'][0]:.2f}", "",
-             "| network | progressive | backprop | backprop-float | " + " | ".join(
+             "| network | " + " | ".join(PROJECT_ALGS) + " | " + " | ".join(
                  f"aihwkit SoftBounds {t}t | torch fp32 {t}t" for t in th) + " |",
-             "|---|" + "---:|" * (3 + 2 * len(th))]
+             "|---|" + "---:|" * (len(PROJECT_ALGS) + 2 * len(th))]
     for net, m in res["median"]["train"].items():
         lines.append(f"| {net} | " + " | ".join(f"{m[a]:,.0f}" for a in PROJECT_ALGS) + " | " + " | ".join(
             f"{m[f'aihwkit-softbounds {t}t']:,.0f} | {m[f'torch-fp32-sgd {t}t']:,.0f}" for t in th) + " |")
@@ -237,7 +249,8 @@ def table(res: dict) -> str:
     for net, pw in res["pulse_work"].items():
         lines.append(f"{net} pulse work per sample: project progressive {pw['project progressive pulses_per_sample']:.1f} "
                      f"({pw['project progressive pulses_per_cross_point_per_sample']:.2e}/cross-point), backprop "
-                     f"{pw['project backprop pulses_per_sample']:.1f}; aihwkit {pw['aihwkit coincidences_per_sample']:.4g} "
+                     f"{pw['project backprop pulses_per_sample']:.1f}, progressive-sparse "
+                     f"{pw['project progressive-sparse pulses_per_sample']:.1f}; aihwkit {pw['aihwkit coincidences_per_sample']:.4g} "
                      f"coincidences ({pw['aihwkit coincidences_per_device_per_sample']:.3f}/device, mean BL "
                      f"{pw['aihwkit mean_bl']:.1f}): {pw['aihwkit coincidences / project progressive pulses']:.0f}x the project's")
     lines.append("")

@@ -81,18 +81,22 @@ def device_spec() -> dspec.DeviceSpec:
     raise FileNotFoundError("results/device/device.yaml (run: python -m pipeline device fit)")
 
 
-def params(hidden):
+SPARSE = "stochastic-sparse"  # array.encoding of the "-sparse" timings (same rounding probabilities, other draws)
+
+
+def params(hidden, encoding=None):
     # train.parallel_min stays at its default: the threaded twin (--threads) dispatches on it
-    return config.with_changes(config.load(ROOT / "params.yaml"), {
+    p = config.with_changes(config.load(ROOT / "params.yaml"), {
         "network.hidden": list(hidden), "network.output": "softmax", "network.loss": "ce", "train.lr": [LR]})
+    return p if encoding is None else config.with_changes(p, {"array.encoding": encoding})
 
 
 class Bench:
     """One network's arrays and configurations, trained epoch by epoch from the same start."""
 
-    def __init__(self, sizes, x, y):
+    def __init__(self, sizes, x, y, encoding=None):
         self.sizes = list(sizes)
-        self.p = params(sizes[1:-1])
+        self.p = params(sizes[1:-1], encoding)
         self.net = arr.build(self.p, device_spec(), self.sizes)
         self.x, self.T = x, run.targets(y, 10, "softmax")
         self.n = len(y)
@@ -199,6 +203,13 @@ def throughput(b: Bench, algorithms, repeats: int) -> dict:
     return res
 
 
+def sparse_throughput(sizes, x, y, repeats: int) -> dict:
+    """:func:`throughput` of progressive and backprop with ``array.encoding: stochastic-sparse``
+    (keys ``<alg>-sparse``)."""
+    res = throughput(Bench(sizes, x, y, SPARSE), ("progressive", "backprop"), repeats)
+    return {f"{alg}-sparse": r for alg, r in res.items()}
+
+
 def main(quick: bool = False, samples: int = 2000, threads: int = 1) -> dict:
     set_threads(threads)
     n = 500 if quick else samples
@@ -208,7 +219,7 @@ def main(quick: bool = False, samples: int = 2000, threads: int = 1) -> dict:
     for sizes in NETWORKS:
         b = Bench(sizes, x, y)
         name = "-".join(map(str, sizes))
-        res = throughput(b, ALGORITHMS, repeats)
+        res = throughput(b, ALGORITHMS, repeats) | sparse_throughput(sizes, x, y, repeats)
         rng = np.random.default_rng(0)
         Ws = [rng.normal(0, 1 / np.sqrt(c), (r, c + 1)) for c, r in zip(sizes[:-1], sizes[1:])]
         np_t = [numpy_sgd(x, b.T, Ws, LR, run.epoch_order(0, k, n)) for k in range(repeats)]
@@ -218,7 +229,8 @@ def main(quick: bool = False, samples: int = 2000, threads: int = 1) -> dict:
     summary = {
         "what": "training samples/s, batch 1, one thread, first N MNIST training images, sigmoid hidden, "
                 "softmax/CE, lr 0.01; one timing = one run_epoch, median after a warm-up",
-        "device": "fitted default (results/device/device.yaml): c2c per pulse, d2d, differential, alternate, stochastic",
+        "device": "fitted default (results/device/device.yaml): c2c per pulse, d2d, differential, alternate, stochastic "
+                  "rounding (<alg>-sparse: array.encoding stochastic-sparse)",
         "samples": n, "repeats": repeats, "threads": threads,
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "load_avg_start": os.getloadavg()},
@@ -231,8 +243,9 @@ def main(quick: bool = False, samples: int = 2000, threads: int = 1) -> dict:
         print(name)
         for alg, r in res.items():
             print(f"  {alg:22s} {r['samples_per_s']:10.0f} samples/s  {r.get('pulses_per_sample', float('nan')):9.1f} pulses/sample")
-        print(f"  progressive / numpy-sgd {res['progressive']['samples_per_s'] / res['numpy-float64-sgd']['samples_per_s']:.2f}"
-              f"   progressive / backprop-float {res['progressive']['samples_per_s'] / res['backprop-float']['samples_per_s']:.2f}")
+        for alg in ("progressive", "progressive-sparse"):
+            print(f"  {alg} / numpy-sgd {res[alg]['samples_per_s'] / res['numpy-float64-sgd']['samples_per_s']:.2f}"
+                  f"   {alg} / backprop-float {res[alg]['samples_per_s'] / res['backprop-float']['samples_per_s']:.2f}")
     for q, u in upd.items():
         print(f"784x256 update, {u['pulses_per_device']:.2f} pulses/device: {u['device_updates_per_s']:.3e} device-updates/s")
     return summary
