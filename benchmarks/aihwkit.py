@@ -125,6 +125,10 @@ def summarise(rounds: list[dict], threads: list[int], project_threads=(1,)) -> d
         r["progressive-sparse / backprop-float"] = m["progressive-sparse"] / m["backprop-float"]
         for n in more:
             r[f"progressive {n}t / progressive 1t"] = m[f"progressive {n}t"] / m["progressive"]
+            r[f"progressive-sparse {n}t / progressive-sparse 1t"] = m[f"progressive-sparse {n}t"] / m["progressive-sparse"]
+            # equal threads on both sides: the twin's float path at n threads
+            r[f"progressive {n}t / backprop-float {n}t"] = m[f"progressive {n}t"] / m[f"backprop-float {n}t"]
+            r[f"progressive-sparse {n}t / backprop-float {n}t"] = m[f"progressive-sparse {n}t"] / m[f"backprop-float {n}t"]
         ratios["train"][net] = r
     for q, m in med["update_784x256"].items():
         ratios["update_784x256"][q] = {f"project 1t / aihwkit {t}t": m["project 1t"] / m[f"aihwkit {t}t"] for t in threads}
