@@ -36,6 +36,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from itertools import product
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +49,9 @@ import numba  # noqa: E402  (after the project: it sets the numba cache folder)
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "aihwkit.json"
 WORKER = HERE / "aihwkit_worker.py"
-PROJECT_ALGS = ("progressive", "backprop", "backprop-float", "progressive-sparse", "backprop-sparse")
+DENSE_ALGS = ("progressive", "backprop", "backprop-float")  # with the array's encoding (stochastic rounding)
+PROJECT_ALGS = DENSE_ALGS + tuple(f"{a}-sparse" for a in M.SPARSE_ALGORITHMS)
+PROGRESSIVE = ("progressive", "progressive-sparse")  # the labels every ratio is given for
 UPDATE_REQUESTS = (1.0, 3.95)  # pulses per device requested of the project's 784×256 update
 
 
@@ -113,32 +116,29 @@ def summarise(rounds: list[dict], threads: list[int], project_threads=(1,)) -> d
         r = {}
         for t in threads:
             a, f = m[f"aihwkit-softbounds {t}t"], m[f"torch-fp32-sgd {t}t"]
-            r[f"progressive / aihwkit {t}t"] = m["progressive"] / a
-            r[f"progressive-sparse / aihwkit {t}t"] = m["progressive-sparse"] / a
+            for p in PROGRESSIVE:
+                r[f"{p} / aihwkit {t}t"] = m[p] / a
             r[f"backprop / aihwkit {t}t"] = m["backprop"] / a
             r[f"backprop-float / torch-fp32 {t}t"] = m["backprop-float"] / f
             r[f"aihwkit / torch-fp32 {t}t"] = a / f
-            for n in more:
-                r[f"progressive {n}t / aihwkit {t}t"] = m[f"progressive {n}t"] / a
-                r[f"progressive-sparse {n}t / aihwkit {t}t"] = m[f"progressive-sparse {n}t"] / a
-        r["progressive / backprop-float"] = m["progressive"] / m["backprop-float"]
-        r["progressive-sparse / backprop-float"] = m["progressive-sparse"] / m["backprop-float"]
-        for n in more:
-            r[f"progressive {n}t / progressive 1t"] = m[f"progressive {n}t"] / m["progressive"]
-            r[f"progressive-sparse {n}t / progressive-sparse 1t"] = m[f"progressive-sparse {n}t"] / m["progressive-sparse"]
+            for n, p in product(more, PROGRESSIVE):
+                r[f"{p} {n}t / aihwkit {t}t"] = m[f"{p} {n}t"] / a
+        for p in PROGRESSIVE:
+            r[f"{p} / backprop-float"] = m[p] / m["backprop-float"]
+        for n, p in product(more, PROGRESSIVE):
+            r[f"{p} {n}t / {p} 1t"] = m[f"{p} {n}t"] / m[p]
             # equal threads on both sides: the twin's float path at n threads
-            r[f"progressive {n}t / backprop-float {n}t"] = m[f"progressive {n}t"] / m[f"backprop-float {n}t"]
-            r[f"progressive-sparse {n}t / backprop-float {n}t"] = m[f"progressive-sparse {n}t"] / m[f"backprop-float {n}t"]
+            r[f"{p} {n}t / backprop-float {n}t"] = m[f"{p} {n}t"] / m[f"backprop-float {n}t"]
         ratios["train"][net] = r
     for q, m in med["update_784x256"].items():
         ratios["update_784x256"][q] = {f"project 1t / aihwkit {t}t": m["project 1t"] / m[f"aihwkit {t}t"] for t in threads}
     return {"median": med, "ratios": ratios}
 
 
-def project(b, x, y) -> dict:
-    """The project's timings of one network: progressive, backprop, backprop-float with the array's
-    encoding (stochastic rounding), progressive-sparse and backprop-sparse with stochastic-sparse."""
-    return M.throughput(b, PROJECT_ALGS[:3], 1) | M.sparse_throughput(b.sizes, x, y, 1)
+def project(b, bs) -> dict:
+    """The project's timings of one network: :data:`DENSE_ALGS` on ``b`` (the array's encoding) and
+    the ``-sparse`` labels on ``bs`` (the same network built with stochastic-sparse)."""
+    return M.throughput(b, DENSE_ALGS, 1) | M.sparse_throughput(bs, 1)
 
 
 def run_bench(samples: int, rounds: int, threads: list[int], python: str, update_repeats: int,
@@ -148,6 +148,7 @@ def run_bench(samples: int, rounds: int, threads: list[int], python: str, update
     x, y = M.load_mnist(samples)
     orders = [run.epoch_order(0, ep, samples).tolist() for ep in (1, 2, 3)]  # warm-up, timed, counted (aihwkit)
     benches = {"-".join(map(str, s)): M.Bench(s, x, y) for s in M.NETWORKS}
+    sparse = {k: M.Bench(b.sizes, x, y, M.SPARSE) for k, b in benches.items()}  # built once, timed every round
     cross_points = {k: int(sum(b.net.dev.rows * b.net.dev.cols)) for k, b in benches.items()}
     tmp = Path(tempfile.mkdtemp(prefix="aihwkit-bench-"))
     np.savez(tmp / "mnist.npz", x=x.astype(np.float32), y=y)
@@ -164,11 +165,11 @@ def run_bench(samples: int, rounds: int, threads: list[int], python: str, update
         for r in range(rounds):
             rr: dict = {"load_avg_start": os.getloadavg(), "train": {}, "update_784x256": {}}
             for net, b in benches.items():
-                cell = {"project": project(b, x, y)}
+                cell = {"project": project(b, sparse[net])}
                 for n in project_threads:
                     if n > 1:  # the threaded twin of the loop (same bits), then back to one thread
                         M.set_threads(n)
-                        cell[f"project {n}t"] = project(b, x, y)
+                        cell[f"project {n}t"] = project(b, sparse[net])
                         M.set_threads(1)
                 for t, w in workers.items():
                     cell[f"aihwkit {t}t"] = w.ask(cmd="train", sizes=b.sizes, lr=M.LR, orders=orders,
@@ -202,7 +203,7 @@ def run_bench(samples: int, rounds: int, threads: list[int], python: str, update
     for net in benches:
         first = out_rounds[0]["train"][net]
         pw = {"project_cross_points": cross_points[net]}
-        for alg in ("progressive", "backprop", "progressive-sparse", "backprop-sparse"):
+        for alg in (a for a in PROJECT_ALGS if "float" not in a):
             p = first["project"][alg]["pulses_per_sample"]
             pw[f"project {alg} pulses_per_sample"] = p
             pw[f"project {alg} pulses_per_cross_point_per_sample"] = p / cross_points[net]

@@ -82,13 +82,15 @@ def device_spec() -> dspec.DeviceSpec:
 
 
 SPARSE = "stochastic-sparse"  # array.encoding of the "-sparse" timings (same rounding probabilities, other draws)
+SPARSE_ALGORITHMS = ("progressive", "backprop")  # timed with SPARSE, keys "<alg>-sparse"
 
 
 def params(hidden, encoding=None):
     # train.parallel_min stays at its default: the threaded twin (--threads) dispatches on it
-    p = config.with_changes(config.load(ROOT / "params.yaml"), {
-        "network.hidden": list(hidden), "network.output": "softmax", "network.loss": "ce", "train.lr": [LR]})
-    return p if encoding is None else config.with_changes(p, {"array.encoding": encoding})
+    changes = {"network.hidden": list(hidden), "network.output": "softmax", "network.loss": "ce", "train.lr": [LR]}
+    if encoding is not None:
+        changes["array.encoding"] = encoding
+    return config.with_changes(config.load(ROOT / "params.yaml"), changes)
 
 
 class Bench:
@@ -203,11 +205,11 @@ def throughput(b: Bench, algorithms, repeats: int) -> dict:
     return res
 
 
-def sparse_throughput(sizes, x, y, repeats: int) -> dict:
-    """:func:`throughput` of progressive and backprop with ``array.encoding: stochastic-sparse``
-    (keys ``<alg>-sparse``)."""
-    res = throughput(Bench(sizes, x, y, SPARSE), ("progressive", "backprop"), repeats)
-    return {f"{alg}-sparse": r for alg, r in res.items()}
+def sparse_throughput(bs: Bench, repeats: int) -> dict:
+    """:func:`throughput` of :data:`SPARSE_ALGORITHMS` on ``bs``, a :class:`Bench` built with
+    ``encoding=SPARSE`` (keys ``<alg>-sparse``)."""
+    assert bs.p.array.encoding == SPARSE, bs.p.array.encoding
+    return {f"{alg}-sparse": r for alg, r in throughput(bs, SPARSE_ALGORITHMS, repeats).items()}
 
 
 def main(quick: bool = False, samples: int = 2000, threads: int = 1) -> dict:
@@ -219,7 +221,7 @@ def main(quick: bool = False, samples: int = 2000, threads: int = 1) -> dict:
     for sizes in NETWORKS:
         b = Bench(sizes, x, y)
         name = "-".join(map(str, sizes))
-        res = throughput(b, ALGORITHMS, repeats) | sparse_throughput(sizes, x, y, repeats)
+        res = throughput(b, ALGORITHMS, repeats) | sparse_throughput(Bench(sizes, x, y, SPARSE), repeats)
         rng = np.random.default_rng(0)
         Ws = [rng.normal(0, 1 / np.sqrt(c), (r, c + 1)) for c, r in zip(sizes[:-1], sizes[1:])]
         np_t = [numpy_sgd(x, b.T, Ws, LR, run.epoch_order(0, k, n)) for k in range(repeats)]
