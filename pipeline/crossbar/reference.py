@@ -17,6 +17,7 @@ import numpy as np
 
 from ..devices import law
 from . import kernels as K
+from . import schemes as KS
 from ..rng import STREAM_PULSE, STREAM_ROUND, _mix_np, key3_np, key4_np, normal_key_np, uniform_key_np
 
 # ------------------------------------------------------------------------------------- weights
@@ -210,6 +211,44 @@ def sparse_rows(ph, dev, s, a, o, seed, step):
             q = route(dw, ph, step, dev)[2]
             out[row + nz[jj]] = min(1 if ua < q / p else 0, ph.n_max)
     return out
+
+
+def mixed_precision(g, dev, ph, layer, d, a, lr, chi, subtract, seed, step, cnt_up, cnt_dn):
+    """The mixed-precision write (``schemes.mp_write_layer``) visiting every cross-point of the
+    layer: χ += (−lr·d_i)·a_j; a cross-point with n = trunc(|χ|/ε) >= 1 steps of its route's
+    polarity (capped) is requested n·ε; the requests are written by :func:`program`; χ then loses
+    the change read back (``MP_READBACK``, two verify reads) or the request. Returns new
+    (g, chi, cnt_up, cnt_dn, up, dn, reads)."""
+    r, c, o = int(dev.rows[layer]), int(dev.cols[layer]), int(dev.off[layer])
+    chi = chi.copy()
+    pot = ph.policy == K.POL_POTENTIATE or (ph.policy == K.POL_ALTERNATE and step % 2 == 0)
+    pairwise = ph.mapping == K.MAP_DIFFERENTIAL or (ph.mapping == K.MAP_PLANES and dev.write[0] != dev.write[1])
+    req = np.zeros(g.shape[1])
+    for i in range(r):
+        s = -lr * float(d[i])
+        for j in range(c):
+            k = o + i * c + j
+            x = float(chi[k]) + s * float(a[j])
+            chi[k] = x
+            if x == 0.0 or not math.isfinite(x):
+                continue
+            q = route(x, ph, step, dev)[2]
+            n = min(int(q), ph.n_max) if q < 4.0e18 else ph.n_max
+            if n == 0:
+                continue
+            eps = ph.dw_pot if (pairwise and pot) or (not pairwise and x > 0.0) else ph.dw_dep
+            req[k] = n * eps if x > 0.0 else -n * eps
+    before = weights(g, dev, ph, layer).ravel()
+    g, cnt_up, cnt_dn, up, dn = program(g, dev, ph, req, seed, step, cnt_up, cnt_dn)
+    after = weights(g, dev, ph, layer).ravel()
+    reads = 0
+    for k in np.flatnonzero(req):
+        if subtract == KS.MP_READBACK:
+            chi[k] -= after[k - o] - before[k - o]
+            reads += 2
+        else:
+            chi[k] -= req[k]
+    return g, chi, cnt_up, cnt_dn, up, dn, reads
 
 
 def drift(g, dev, ph):

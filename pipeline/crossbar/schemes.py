@@ -52,33 +52,54 @@ _MINUS_ONE = np.array([-1.0])  # one "row" with (−lr·d) = 1: ΔW_j = req_j ex
 def write_request(g, dev, ph, layer, req, seed, step, cnt_up, cnt_dn, t=None):
     """Write the per-cross-point change ``req`` (rows·cols, the layer's flat block) into ``layer``
     as pulses with the keys of :func:`update_layer_serial` at ``step``; returns (up, down)."""
-    c = dev.rows[layer] * dev.cols[layer]
-    nz, m = nonzero(req, c)
-    return _write_rows(g, dev, ph, dev.off[layer], c, 0, 1, _MINUS_ONE, req, nz, m, 1.0,
-                       key3(seed, STREAM_PULSE, step), key3(seed, STREAM_ROUND, step), potentiate_route(ph, step),
-                       cnt_up, cnt_dn, cache_or_none(t))
+    nz, m = nonzero(req, dev.rows[layer] * dev.cols[layer])
+    return _write_listed(g, dev, ph, layer, req, nz, m, seed, step, cnt_up, cnt_dn, cache_or_none(t))
+
+
+@njit(cache=True)
+def _write_listed(g, dev, ph, layer, req, nz, m, seed, step, cnt_up, cnt_dn, t):
+    """:func:`write_request` of the entries ``nz[:m]`` of ``req`` (increasing; every other entry is
+    a zero request, never read)."""
+    return _write_rows(g, dev, ph, dev.off[layer], dev.rows[layer] * dev.cols[layer], 0, 1, _MINUS_ONE, req, nz, m,
+                       1.0, key3(seed, STREAM_PULSE, step), key3(seed, STREAM_ROUND, step), potentiate_route(ph, step),
+                       cnt_up, cnt_dn, t)
 
 
 @njit(cache=True)
 def mp_write_layer(g, dev, ph, layer, d, a, lr, chi, subtract, seed, step, cnt_up, cnt_dn, t=None):
     """Mixed-precision write of ΔW = −lr·d·aᵀ into ``layer`` (see module docstring).
 
-    ``chi`` (N,) is the accumulator (updated in place). Returns (pulses up, pulses down, verify reads of a cross-point)."""
+    ``chi`` (N,) is the accumulator (updated in place). Returns (pulses up, pulses down, verify reads of a cross-point).
+
+    Zero inputs: with a finite row factor s = −lr·d_i, a column with a_j = 0 adds s·0 = ±0, which
+    leaves χ's bits as they are (χ is never −0: it starts at +0, and a sum or difference gives −0
+    only from −0), so such a cross-point is only read — and written when |χ| already exceeds the
+    smallest nominal step (a change that was not realised by an earlier write, e.g. at a bound).
+    The requests are listed as they are made, in order, so the write visits those cross-points
+    only. Same bits as visiting every cross-point (``tests/crossbar/test_mp_sparse.py``)."""
     o, r, c = dev.off[layer], dev.rows[layer], dev.cols[layer]
     planes = ph.mapping == MAP_PLANES
     pairwise = ph.mapping == MAP_DIFFERENTIAL or (planes and dev.write[0] != dev.write[1])
     pot = potentiate_route(ph, step)
     inv_pot = 1.0 / ph.dw_pot
     inv_dep = 1.0 / ph.dw_dep
-    req = np.empty(r * c)
+    inv_max = max(inv_pot, inv_dep)  # |x|·inv_max < 1: no route gives a pulse (q = |x|·inv_route <= |x|·inv_max)
+    req = np.empty(r * c)  # read only at the listed entries kw[:nw]
+    kw = np.empty(min(r * c, 1024), np.int64)  # the listed cross-points (grown when full)
     nw = 0
     for i in range(r):
         s = -lr * d[i]
+        fin = np.isfinite(s)
         for j in range(c):
             k = i * c + j
-            x = chi[o + k] + s * a[j]
-            chi[o + k] = x
-            req[k] = 0.0
+            aj = a[j]
+            if aj == 0.0 and fin:
+                x = chi[o + k]  # χ + s·0 = χ, bit for bit: no store
+                if not abs(x) * inv_max >= 1.0:
+                    continue
+            else:
+                x = chi[o + k] + s * aj
+                chi[o + k] = x
             if x == 0.0 or not np.isfinite(x):
                 continue
             pair, polarity, q = _route(x, pairwise, pot, inv_pot, inv_dep)
@@ -87,23 +108,27 @@ def mp_write_layer(g, dev, ph, layer, d, a, lr, chi, subtract, seed, step, cnt_u
                 continue
             eps = ph.dw_pot if (pairwise and pot) or (not pairwise and polarity > 0) else ph.dw_dep
             req[k] = n * eps if x > 0.0 else -n * eps
+            if nw == kw.shape[0]:
+                kw2 = np.empty(2 * nw, np.int64)
+                kw2[:nw] = kw
+                kw = kw2
+            kw[nw] = k
             nw += 1
     if nw == 0:
         return 0, 0, 0
     reads = 0
-    wb = np.empty(r * c)
+    wb = np.empty(nw)
     if subtract == MP_READBACK:
-        for k in range(r * c):
-            if req[k] != 0.0:
-                wb[k] = weight(g, dev, ph, o + k)
-    up, dn = write_request(g, dev, ph, layer, req, seed, step, cnt_up, cnt_dn, t)
-    for k in range(r * c):
-        if req[k] != 0.0:
-            if subtract == MP_READBACK:
-                chi[o + k] -= weight(g, dev, ph, o + k) - wb[k]
-                reads += 2
-            else:
-                chi[o + k] -= req[k]
+        for w in range(nw):
+            wb[w] = weight(g, dev, ph, o + kw[w])
+    up, dn = _write_listed(g, dev, ph, layer, req, kw, nw, seed, step, cnt_up, cnt_dn, cache_or_none(t))
+    for w in range(nw):
+        k = kw[w]
+        if subtract == MP_READBACK:
+            chi[o + k] -= weight(g, dev, ph, o + k) - wb[w]
+            reads += 2
+        else:
+            chi[o + k] -= req[k]
     return up, dn, reads
 
 
