@@ -83,34 +83,39 @@ def device_spec() -> dspec.DeviceSpec:
 
 SPARSE = "stochastic-sparse"  # array.encoding of the "-sparse" timings (same rounding probabilities, other draws)
 SPARSE_ALGORITHMS = ("progressive", "backprop")  # timed with SPARSE, keys "<alg>-sparse"
+MP = "mixed-precision"  # train.scheme of the "<alg>+mp-sparse" timings (with SPARSE; readback subtraction)
 
 
-def params(hidden, encoding=None):
+def params(hidden, encoding=None, scheme=None):
     # train.parallel_min stays at its default: the threaded twin (--threads) dispatches on it
     changes = {"network.hidden": list(hidden), "network.output": "softmax", "network.loss": "ce", "train.lr": [LR]}
     if encoding is not None:
         changes["array.encoding"] = encoding
+    if scheme is not None:
+        changes["train.scheme"] = scheme
     return config.with_changes(config.load(ROOT / "params.yaml"), changes)
 
 
 class Bench:
     """One network's arrays and configurations, trained epoch by epoch from the same start."""
 
-    def __init__(self, sizes, x, y, encoding=None):
+    def __init__(self, sizes, x, y, encoding=None, scheme=None):
         self.sizes = list(sizes)
-        self.p = params(sizes[1:-1], encoding)
+        self.p = params(sizes[1:-1], encoding, scheme)
         self.net = arr.build(self.p, device_spec(), self.sizes)
         self.x, self.T = x, run.targets(y, 10, "softmax")
         self.n = len(y)
 
     def state(self):
+        """(g, W, pulse counters up and down, χ): χ is the mixed-precision accumulator (zeros;
+        the direct scheme never reads it)."""
         g, W = self.net.g0.copy(), self.net.weights0().copy()
-        return g, W, np.zeros(g.shape, np.int64), np.zeros(g.shape, np.int64)
+        return g, W, np.zeros(g.shape, np.int64), np.zeros(g.shape, np.int64), np.zeros(g.shape[1])
 
     def epoch(self, alg, st, ep, ledger):
         """One epoch through the cached serial loop, or its threaded twin when ``set_threads`` asked
         for more than one thread (the same bits)."""
-        g, W, cu, cd = st
+        g, W, cu, cd, chi = st
         cfg = run.make_config(self.p, alg, 0)
         lrs = np.asarray(config.layer_lrs(self.p.train, self.sizes), np.float64)
         ph = self.net.ph
@@ -121,7 +126,8 @@ class Bench:
         else:
             fn = loop.run_epoch
         return fn(g, W, self.net.dev, ph, cfg, lrs, self.x, self.T, run.epoch_order(0, ep, self.n),
-                              (ep - 1) * self.n, 1 << 60, cu, cd, ledger, np.zeros((1, 1, 1)), np.zeros(1, np.int64))
+                              (ep - 1) * self.n, 1 << 60, cu, cd, ledger, np.zeros((1, 1, 1)), np.zeros(1, np.int64), 0.0,
+                  chi if self.p.train.scheme == MP else None)
 
 
 def digest(n: int = 300) -> dict:
@@ -135,7 +141,7 @@ def digest(n: int = 300) -> dict:
             led = np.zeros(loop.N_LEDGER, np.int64)
             res = [b.epoch(alg, st, ep, led) for ep in (1, 2)]
             h = hashlib.sha256(repr(res).encode() + led.tobytes())
-            for v in st:
+            for v in st[:4]:  # g, W, counters (χ stays zero under the direct scheme)
                 h.update(v.tobytes())
             out[f"{'-'.join(map(str, sizes))} {alg}"] = h.hexdigest()[:16]
     return out
@@ -168,7 +174,7 @@ def update_784x256(pulses_per_device: float, repeats: int) -> dict:
     inputs, random signs); device-updates per second on one thread."""
     b = Bench((784, 256, 10), np.zeros((1, 784)), np.zeros(1, np.int64))
     net = b.net
-    g, _, cu, cd = b.state()
+    g, _, cu, cd, _ = b.state()
     rng = np.random.default_rng(0)
     r, c = int(net.dev.rows[0]), int(net.dev.cols[0])
     # |ΔW| = lr·|d|·|a| = pulses·dw with lr = 1, |a| = 1: every device gets exactly `pulses` nominal steps
@@ -201,7 +207,8 @@ def throughput(b: Bench, algorithms, repeats: int) -> dict:
             if ep > 1:
                 times.append(dt)
         med = float(np.median(times))
-        res[alg] = {"samples_per_s": b.n / med, "pulses_per_sample": int(led[loop.L_PULSES_UP] + led[loop.L_PULSES_DOWN]) / b.n}
+        res[alg] = {"samples_per_s": b.n / med, "pulses_per_sample": int(led[loop.L_PULSES_UP] + led[loop.L_PULSES_DOWN]) / b.n,
+                    "verify_reads_per_sample": int(led[loop.L_VERIFY_READS]) / b.n}
     return res
 
 
@@ -210,6 +217,13 @@ def sparse_throughput(bs: Bench, repeats: int) -> dict:
     ``encoding=SPARSE`` (keys ``<alg>-sparse``)."""
     assert bs.p.array.encoding == SPARSE, bs.p.array.encoding
     return {f"{alg}-sparse": r for alg, r in throughput(bs, SPARSE_ALGORITHMS, repeats).items()}
+
+
+def mp_throughput(sizes, x, y, repeats: int) -> dict:
+    """:func:`throughput` of :data:`SPARSE_ALGORITHMS` with the mixed-precision scheme on a
+    stochastic-sparse array (keys ``<alg>+mp-sparse``; verify reads per sample too)."""
+    b = Bench(sizes, x, y, SPARSE, MP)
+    return {f"{alg}+mp-sparse": r for alg, r in throughput(b, SPARSE_ALGORITHMS, repeats).items()}
 
 
 def main(quick: bool = False, samples: int = 2000, threads: int = 1) -> dict:
@@ -226,6 +240,7 @@ def main(quick: bool = False, samples: int = 2000, threads: int = 1) -> dict:
         Ws = [rng.normal(0, 1 / np.sqrt(c), (r, c + 1)) for c, r in zip(sizes[:-1], sizes[1:])]
         np_t = [numpy_sgd(x, b.T, Ws, LR, run.epoch_order(0, k, n)) for k in range(repeats)]
         res["numpy-float64-sgd"] = {"samples_per_s": n / float(np.median(np_t))}
+        res |= mp_throughput(sizes, x, y, repeats)
         results[name] = res
     upd = {str(q): update_784x256(q, 5 if quick else 15) for q in (1.0, 3.95)}
     summary = {
@@ -266,6 +281,7 @@ if __name__ == "__main__":
         set_threads(a.threads)
         x, y = load_mnist(a.samples)
         out = {k: v["samples_per_s"] for k, v in throughput(Bench(NETWORKS[0], x, y), ALGORITHMS, 1).items()}
+        out |= {k: v["samples_per_s"] for k, v in mp_throughput(NETWORKS[0], x, y, 1).items()}
         out["update_784x256_3.95"] = update_784x256(3.95, 5)["device_updates_per_s"]
         print("AB " + json.dumps(out))
     elif a.digest:
