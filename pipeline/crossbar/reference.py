@@ -115,10 +115,15 @@ def apply_pulses(gv, n, polarity, ph, dev, pair, idx, key):
     return gv
 
 
+def potentiates(ph, step):
+    """Differential policy: is a positive change written by potentiating the + device at ``step``?"""
+    return ph.policy == K.POL_POTENTIATE or (ph.policy == K.POL_ALTERNATE and step % 2 == 0)
+
+
 def route(dw, ph, step, dev=None):
     """(plane, polarity, q) of a requested change dw (DESIGN §1.4); a general tile (MAP_PLANES)
     writes its pair of planes ``dev.write``."""
-    pot = ph.policy == K.POL_POTENTIATE or (ph.policy == K.POL_ALTERNATE and step % 2 == 0)
+    pot = potentiates(ph, step)
     planes = ph.mapping == K.MAP_PLANES
     plus, minus = (int(dev.write[0]), int(dev.write[1])) if planes else (0, 1)
     if ph.mapping == K.MAP_DIFFERENTIAL or (planes and plus != minus):
@@ -221,7 +226,7 @@ def mixed_precision(g, dev, ph, layer, d, a, lr, chi, subtract, seed, step, cnt_
     (g, chi, cnt_up, cnt_dn, up, dn, reads)."""
     r, c, o = int(dev.rows[layer]), int(dev.cols[layer]), int(dev.off[layer])
     chi = chi.copy()
-    pot = ph.policy == K.POL_POTENTIATE or (ph.policy == K.POL_ALTERNATE and step % 2 == 0)
+    pot = potentiates(ph, step)
     pairwise = ph.mapping == K.MAP_DIFFERENTIAL or (ph.mapping == K.MAP_PLANES and dev.write[0] != dev.write[1])
     req = np.zeros(g.shape[1])
     for i in range(r):
@@ -233,7 +238,7 @@ def mixed_precision(g, dev, ph, layer, d, a, lr, chi, subtract, seed, step, cnt_
             if x == 0.0 or not math.isfinite(x):
                 continue
             q = route(x, ph, step, dev)[2]
-            n = min(int(q), ph.n_max) if q < 4.0e18 else ph.n_max
+            n = min(int(q), ph.n_max) if q < K.Q_HUGE else ph.n_max
             if n == 0:
                 continue
             eps = ph.dw_pot if (pairwise and pot) or (not pairwise and x > 0.0) else ph.dw_dep

@@ -41,7 +41,7 @@ from ..rng import STREAM_PULSE, STREAM_ROUND, key3, subkey, uniform
 from ..devices.law import TABLE
 from .layout import MAP_DIFFERENTIAL, MAP_PLANES, POL_DEPRESS, POL_POTENTIATE, SHAPED
 from .reads import _read_out, sync_term, weight
-from .updates import (_PHI2, _pulses, _route, _table_pulses, _write_rows, cache_or_none, nonzero, potentiate_route,
+from .updates import (Q_HUGE, _PHI2, _pulses, _route, _table_pulses, _write_rows, cache_or_none, nonzero, potentiate_route,
                       pulse_count, update_layer_serial)
 
 MP_READBACK, MP_NOMINAL = 0, 1  # loop.Config.mp_subtract (schemes.MP_SUBTRACT order)
@@ -103,7 +103,7 @@ def mp_write_layer(g, dev, ph, layer, d, a, lr, chi, subtract, seed, step, cnt_u
             if x == 0.0 or not np.isfinite(x):
                 continue
             pair, polarity, q = _route(x, pairwise, pot, inv_pot, inv_dep)
-            n = min(int(q), ph.n_max) if q < 4.0e18 else ph.n_max
+            n = min(int(q), ph.n_max) if q < Q_HUGE else ph.n_max
             if n == 0:
                 continue
             eps = ph.dw_pot if (pairwise and pot) or (not pairwise and polarity > 0) else ph.dw_dep
@@ -178,7 +178,7 @@ def _pulse_pair(g, dev, ph, idx, dw, eps_scale, p_plus, p_minus, key, pot, cnt_u
     if dw == 0.0:
         return 0, 0
     q = abs(dw) / (eps_scale * (ph.dw_pot if pot else ph.dw_dep))
-    n = min(int(np.floor(q + 0.5)), ph.n_max) if q < 4.0e18 else ph.n_max
+    n = min(int(np.floor(q + 0.5)), ph.n_max) if q < Q_HUGE else ph.n_max
     return _pulse_n(g, dev, ph, idx, n, dw > 0.0, p_plus, p_minus, key, pot, cnt_up, cnt_dn)
 
 
@@ -568,7 +568,7 @@ def tt_transfer(g, dev, ph, H, chop, alg, n_reads, lrs, transfer_lr, thres_scale
                     q = h / thr_l
                     n = 0
                     if abs(q) >= 1.0:
-                        n = int(min(abs(q), 4.0e18))
+                        n = int(min(abs(q), Q_HUGE))
                         n = min(n, max_steps)
                     u, dd = 0, 0
                     if n > 0:
