@@ -82,6 +82,47 @@ def test_progressive_held_identity(sizes, rng):
         assert np.abs(d_held[hid] - d_bp[hid]).max() > 1e-9  # the identity is not trivially zero
 
 
+def _layers(net, W):
+    return [W[o:o + r * c].reshape(r, c) for r, c, o in zip(net.dev.rows, net.dev.cols, net.dev.off)]
+
+
+@pytest.mark.parametrize("sizes", [[5, 7, 3], [4, 6, 5, 4]])
+def test_progressive_drift_term(sizes, rng):
+    """Progressive (fresh forward pass) sends the layer below the output the error read through the
+    *written* output array: δ^{L-1} = (W_Lᵀ δ_L′)[:r] ⊙ f' − η_L (δ_L·δ_L′) a ⊙ f', with δ_L′ the
+    output error of the re-run forward. For sigmoid units the second term has one sign for every
+    unit — the drift that saturates the last hidden layer of deep progressive-float networks on MNIST
+    (docs/mnist-study, *Why progressive-float fails at depth 4*)."""
+    for _ in range(5):
+        net, W, x, t = random_case(rng, sizes)
+        eta = float(rng.uniform(0.05, 2.0))
+        lrs = np.full(len(sizes) - 1, eta)
+        d_prog, *_ = one_sample(net, "progressive-float", W, x, t, lrs, output="softmax", loss="ce")
+        Ws = _layers(net, W)
+        L = len(Ws)
+        a = x
+        for w in Ws[:-1]:
+            a = 1.0 / (1.0 + np.exp(-(w @ np.r_[a, 1.0])))
+        at = np.r_[a, 1.0]
+
+        def softmax(z):
+            e = np.exp(z - z.max())
+            return e / e.sum()
+
+        d = softmax(Ws[-1] @ at) - t
+        w_out = Ws[-1] - eta * np.outer(d, at)
+        d_new = softmax(w_out @ at) - t
+        fprime = a * (1.0 - a)
+        through_written = (w_out.T @ d_new)[:-1] * fprime
+        drift = -eta * np.dot(d, d_new) * a * fprime
+        _, zoff = loop.offsets(net.dev)
+        hid = d_prog[zoff[L - 2]:zoff[L - 1]]
+        scale = max(1.0, np.abs(through_written).max())
+        np.testing.assert_allclose(hid, through_written, rtol=0, atol=1e-12 * scale)
+        np.testing.assert_allclose(hid, (Ws[-1].T @ d_new)[:-1] * fprime + drift, rtol=0, atol=1e-12 * scale)
+        assert np.dot(d, d_new) > 0 and np.all(drift < 0)  # one sign for every unit
+
+
 def _dw_deviation(net, alg, W, x, t, eta):
     lrs = np.full(net.n_layers, eta)
     _, W_bp, _, _ = one_sample(net, "backprop-float", W, x, t, lrs)
