@@ -25,6 +25,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
+from pipeline.training import ledger  # noqa: E402
+
 HERE = Path(__file__).parent
 LABELS = ["progressive", "backprop", "progressive-float", "backprop-float"]
 
@@ -35,7 +37,8 @@ def from_store(path: str) -> tuple[float, dict]:
     rate = float(sweep["set"]["train.lr_base_out"])
     last = int(d.epoch.values[-1])
     acc = d.test_acc.sel(epoch=last)
-    n_train = d.attrs["params"]["dataset"].get("max_train") or 60000
+    # training samples of the epoch: backprop runs one forward pass per sample (ledger)
+    n_train = d.forward_passes.sel(epoch=last, algorithm="backprop") / ledger.forward_passes_per_sample("backprop", 1)
     pulses = (d.pulses_up + d.pulses_down).sel(epoch=last) / n_train
     out = {"x": [str(h) for h in d.network_hidden.values], "epochs": last, "seeds": [int(s) for s in d.seed.values]}
     for a in LABELS:

@@ -58,6 +58,19 @@ def random_case(rng, sizes):
     return net, W, x, t
 
 
+def last_hidden(net, W, x):
+    """a^{L-1}: the sigmoid forward pass of ``x`` through every layer but the output, float weights ``W``."""
+    a = x
+    for l in range(net.n_layers - 1):
+        a = 1.0 / (1.0 + np.exp(-(arr.layer_block(W, net.dev, l) @ np.r_[a, 1.0])))
+    return a
+
+
+def softmax(z):
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
 @pytest.mark.parametrize("sizes", [[5, 7, 3], [4, 6, 5, 2], [3, 9, 4, 4, 3]])
 def test_progressive_held_identity(sizes, rng):
     """δ^{L-1}_held = δ^{L-1}_bp − η_L ‖δ^L‖² (a^{L-1} ⊙ f'(z^{L-1})) to machine precision."""
@@ -73,17 +86,10 @@ def test_progressive_held_identity(sizes, rng):
         hid = slice(zoff[L - 2], zoff[L - 1])
         np.testing.assert_array_equal(d_held[out], d_bp[out])
         # a^{L-1} and f'(z^{L-1}) of the (single) forward pass with the original weights
-        a = x
-        for l in range(L - 1):
-            r, c, o = net.dev.rows[l], net.dev.cols[l], net.dev.off[l]
-            a = 1.0 / (1.0 + np.exp(-(W[o:o + r * c].reshape(r, c) @ np.r_[a, 1.0])))
+        a = last_hidden(net, W, x)
         predicted = d_bp[hid] - eta * np.dot(d_bp[out], d_bp[out]) * (a * a * (1.0 - a))
         np.testing.assert_allclose(d_held[hid], predicted, rtol=0, atol=1e-12 * max(1.0, np.abs(predicted).max()))
         assert np.abs(d_held[hid] - d_bp[hid]).max() > 1e-9  # the identity is not trivially zero
-
-
-def _layers(net, W):
-    return [W[o:o + r * c].reshape(r, c) for r, c, o in zip(net.dev.rows, net.dev.cols, net.dev.off)]
 
 
 @pytest.mark.parametrize("sizes", [[5, 7, 3], [4, 6, 5, 4]])
@@ -98,19 +104,12 @@ def test_progressive_drift_term(sizes, rng):
         eta = float(rng.uniform(0.05, 2.0))
         lrs = np.full(len(sizes) - 1, eta)
         d_prog, *_ = one_sample(net, "progressive-float", W, x, t, lrs, output="softmax", loss="ce")
-        Ws = _layers(net, W)
-        L = len(Ws)
-        a = x
-        for w in Ws[:-1]:
-            a = 1.0 / (1.0 + np.exp(-(w @ np.r_[a, 1.0])))
+        L = len(sizes) - 1
+        w_last = arr.layer_block(W, net.dev, L - 1)
+        a = last_hidden(net, W, x)
         at = np.r_[a, 1.0]
-
-        def softmax(z):
-            e = np.exp(z - z.max())
-            return e / e.sum()
-
-        d = softmax(Ws[-1] @ at) - t
-        w_out = Ws[-1] - eta * np.outer(d, at)
+        d = softmax(w_last @ at) - t
+        w_out = w_last - eta * np.outer(d, at)
         d_new = softmax(w_out @ at) - t
         fprime = a * (1.0 - a)
         through_written = (w_out.T @ d_new)[:-1] * fprime
@@ -119,7 +118,7 @@ def test_progressive_drift_term(sizes, rng):
         hid = d_prog[zoff[L - 2]:zoff[L - 1]]
         scale = max(1.0, np.abs(through_written).max())
         np.testing.assert_allclose(hid, through_written, rtol=0, atol=1e-12 * scale)
-        np.testing.assert_allclose(hid, (Ws[-1].T @ d_new)[:-1] * fprime + drift, rtol=0, atol=1e-12 * scale)
+        np.testing.assert_allclose(hid, (w_last.T @ d_new)[:-1] * fprime + drift, rtol=0, atol=1e-12 * scale)
         assert np.dot(d, d_new) > 0 and np.all(drift < 0)  # one sign for every unit
 
 
